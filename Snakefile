@@ -1,0 +1,36 @@
+# brainalign: NSD / BOLD5000 / THINGS-EEG2 -> voxel stores -> CNN features -> encoding models ->
+# synthetic fMRI -> brain-aligned training -> RSA / EEG evaluation -> report.
+# All logic lives in the brainalign package; rules only wire files to `brainalign <stage>` commands.
+from brainalign.config import validate_config
+
+configfile: "config.yaml"
+
+
+validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml", source="config")
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/encoding.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/rsa.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+    stimulus_lists,
+    categories,
+    manifest,
+
+
+rule all:
+    input:
+        f"{R}/report/summary.md",
+        f"{R}/manifest.json",
+    default_target: True

@@ -1,0 +1,440 @@
+"""Voxelwise ridge regression with the regularisation chosen per voxel by K-fold cross-validation.
+
+Primary solver (``backend="torch"``): for every training fold one symmetric eigendecomposition, of
+the feature Gram ``XᵀX`` (p × p) when the fold has at least as many samples as features, otherwise of
+the linear kernel ``XXᵀ`` (n × n). Both give, with ``r = min(n_train, p)``,
+
+    validation prediction(α) = A · diag(1 / (λ + α)) · B,      A: (n_val, r),  B = Mᵀ Y_train: (r, n_voxels)
+
+(primal: ``A = X_val V``, ``M = X_train V``; kernel: ``A = X_val X_trainᵀ U``, ``M = U``), so ``A``, ``M`` and
+``λ`` are computed once per fold and reused for every alpha and every voxel. The cost per alpha and fold
+is one GEMM of ``n_val × r × n_voxels``, done for all alphas of a chunk at once and batched over voxels
+so memory stays bounded. The final fit on all training samples uses one more decomposition and
+applies each voxel's own alpha. Decompositions are computed in float64; the bulk GEMMs in the
+requested ``dtype`` (float32 by default). Works on CPU or CUDA (``device``).
+
+``backend="himalaya"`` runs himalaya's ``RidgeCV`` (n ≥ p) or ``KernelRidgeCV`` (n < p) with
+``local_alpha=True`` on the same standardised data and the same folds (reference and alternative).
+``backend="sklearn"`` is a brute-force per-alpha/per-fold loop over ``sklearn.linear_model.Ridge``
+(small problems and tests only).
+
+Conventions shared by all backends: X and Y are standardised (z-scored, population std) with the
+statistics of the training samples passed in; inside CV each training fold is re-centred with its own
+means (an intercept, as in ``Ridge(fit_intercept=True)`` and himalaya ``fit_intercept=True``); the CV score
+is the mean over folds of the per-fold mean squared error (himalaya's ``l2_neg_loss``); ties pick the
+smallest alpha.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+#: default alpha grid (log-spaced, 20 values)
+DEFAULT_ALPHAS = np.logspace(-1, 7, 20)
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def standardize_stats(A, ddof: int = 0):
+    """Mean and scale (population std; 1 where constant) of the columns of ``A``.
+
+    Parameters
+    ----------
+    A : ndarray (n_samples, n_columns)
+
+    Returns
+    -------
+    mean, scale : ndarray (n_columns,) float64
+    """
+    A = np.asarray(A)
+    mean = A.mean(0, dtype=np.float64)
+    # two-pass variance in float64 without materialising a float64 copy of A
+    var = np.zeros(A.shape[1], dtype=np.float64)
+    step = max(1, int(2**26 // max(1, A.shape[1])))
+    for start in range(0, A.shape[0], step):
+        block = A[start : start + step].astype(np.float64) - mean
+        var += (block * block).sum(0)
+    var /= max(1, A.shape[0] - ddof)
+    scale = np.sqrt(var)
+    scale[~np.isfinite(scale) | (scale < 1e-12)] = 1.0
+    return mean, scale
+
+
+def _apply_standardize(A, mean, scale, dtype=np.float32):
+    out = np.empty(A.shape, dtype=dtype)
+    step = max(1, int(2**26 // max(1, A.shape[1])))
+    for start in range(0, A.shape[0], step):
+        out[start : start + step] = (A[start : start + step] - mean) / scale
+    return out
+
+
+@dataclass
+class RidgeFit:
+    """A fitted voxelwise ridge model (coefficients live in standardised units).
+
+    Attributes
+    ----------
+    coef : ndarray (n_features, n_voxels) float32
+        Weights mapping z-scored features to z-scored responses.
+    alpha : ndarray (n_voxels,)
+        Alpha chosen per voxel by CV.
+    alphas : ndarray (n_alphas,)
+        The grid searched.
+    cv_mse : ndarray (n_alphas, n_voxels)
+        Mean over folds of the validation MSE (z-scored response units).
+    cv_r2 : ndarray (n_voxels,)
+        Cross-validated R² at the chosen alpha (1 - MSE / MSE of the training-fold mean).
+    x_mean, x_scale : ndarray (n_features,)
+    y_mean, y_scale : ndarray (n_voxels,)
+    """
+
+    coef: np.ndarray
+    alpha: np.ndarray
+    alphas: np.ndarray
+    cv_mse: np.ndarray
+    cv_r2: np.ndarray
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: np.ndarray
+    y_scale: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def predict(self, X, batch: int = 4096) -> np.ndarray:
+        """Predicted responses in the original units of Y.
+
+        Parameters
+        ----------
+        X : ndarray (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray (n_samples, n_voxels), float32 (float64 if the model was fitted in float64)
+        """
+        X = np.asarray(X)
+        dt = np.float64 if self.coef.dtype == np.float64 else np.float32
+        out = np.empty((X.shape[0], self.coef.shape[1]), dtype=dt)
+        for s in range(0, X.shape[0], batch):
+            Z = ((X[s : s + batch] - self.x_mean) / self.x_scale).astype(dt)
+            out[s : s + batch] = (Z @ self.coef) * self.y_scale + self.y_mean
+        return out
+
+    def subset(self, voxels) -> "RidgeFit":
+        """The same model restricted to some voxels (index or bool mask)."""
+        v = np.asarray(voxels)
+        return RidgeFit(
+            coef=self.coef[:, v], alpha=self.alpha[v], alphas=self.alphas, cv_mse=self.cv_mse[:, v],
+            cv_r2=self.cv_r2[v], x_mean=self.x_mean, x_scale=self.x_scale, y_mean=self.y_mean[v],
+            y_scale=self.y_scale[v], info=dict(self.info),
+        )
+
+
+def kfold_splits(n_samples: int, n_folds: int = 5):
+    """Contiguous K-fold splits, identical to ``sklearn.model_selection.KFold(n_folds)`` (no shuffle).
+
+    Returns
+    -------
+    list of (train_idx, val_idx) int arrays
+    """
+    from sklearn.model_selection import KFold
+
+    if n_folds < 2 or n_folds > n_samples:
+        raise ValueError(f"n_folds={n_folds} must be in [2, n_samples={n_samples}]")
+    return [(tr, va) for tr, va in KFold(n_folds).split(np.zeros(n_samples))]
+
+
+def _resolve_device(device):
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _decompose(Xtr64, Xval64, center: bool):
+    """Eigen-structure of one training fold (float64 tensors in, float64 out).
+
+    Returns ev (r,), A (n_val, r), M (n_tr, r) with validation predictions = A diag(1/(ev+α)) Mᵀ Y_tr.
+    """
+    if center:
+        m = Xtr64.mean(0, keepdim=True)
+        Xtr64 = Xtr64 - m
+        Xval64 = Xval64 - m if Xval64 is not None else None
+    n, p = Xtr64.shape
+    if n >= p:
+        ev, V = torch.linalg.eigh(Xtr64.T @ Xtr64)
+        M = Xtr64 @ V
+        A = Xval64 @ V if Xval64 is not None else None
+        mode = "primal"
+        W = V  # coef = V diag(d) Mᵀ Y
+    else:
+        ev, U = torch.linalg.eigh(Xtr64 @ Xtr64.T)
+        M = U
+        A = (Xval64 @ Xtr64.T) @ U if Xval64 is not None else None
+        mode = "kernel"
+        W = Xtr64.T @ U  # coef = Xᵀ U diag(d) Uᵀ Y
+    ev = ev.clamp_min(0.0)
+    return ev, A, M, W, mode
+
+
+def _voxel_batch_size(n_voxels, per_voxel_floats, bytes_per_float, max_batch_bytes, voxel_batch):
+    if voxel_batch:
+        return int(max(1, min(voxel_batch, n_voxels)))
+    return int(max(1, min(n_voxels, max_batch_bytes // max(1, per_voxel_floats * bytes_per_float))))
+
+
+def _fit_torch(Xs, Ys, alphas, splits, *, device, dtype, fold_centering, max_batch_bytes, voxel_batch,
+               progress):
+    dev = _resolve_device(device)
+    tdt = _DTYPES[dtype]
+    bpf = 4 if tdt == torch.float32 else 8
+    n, p = Xs.shape
+    t = Ys.shape[1]
+    na = len(alphas)
+    alphas_t = torch.as_tensor(alphas, dtype=torch.float64, device=dev)
+    X64 = torch.as_tensor(Xs, device=dev).to(torch.float64)
+    cv_mse = torch.zeros((na, t), dtype=torch.float64, device=dev)
+    base_mse = torch.zeros(t, dtype=torch.float64, device=dev)
+    flops = 0.0
+    for tr, va in progress(splits, desc="ridge CV folds", leave=False):
+        tr_t = torch.as_tensor(tr, device=dev)
+        va_t = torch.as_tensor(va, device=dev)
+        ev, A, M, _, mode = _decompose(X64[tr_t], X64[va_t], fold_centering)
+        r = ev.shape[0]
+        D = (1.0 / (ev[:, None] + alphas_t[None, :])).to(tdt)  # (r, na)
+        A = A.to(tdt)
+        M = M.to(tdt)
+        nv = len(va)
+        # per voxel: B (r), scaled B for all alphas (r*na), predictions + residuals (2*nv*na)
+        tb = _voxel_batch_size(t, r * (na + 1) + 2 * nv * na + 2 * n, bpf, max_batch_bytes, voxel_batch)
+        for s in range(0, t, tb):
+            Yb = torch.as_tensor(Ys[:, s : s + tb], device=dev).to(tdt)
+            ytr, yva = Yb[tr_t], Yb[va_t]
+            if fold_centering:
+                mu = ytr.mean(0, keepdim=True)
+                ytr = ytr - mu
+                yva = yva - mu
+            k = ytr.shape[1]
+            B = M.T @ ytr  # (r, k)
+            Bs = (D[:, :, None] * B[:, None, :]).reshape(r, na * k)
+            P = (A @ Bs).reshape(nv, na, k)
+            P.sub_(yva[:, None, :])
+            cv_mse[:, s : s + k] += (P * P).mean(0).to(torch.float64)
+            base_mse[s : s + k] += (yva * yva).mean(0).to(torch.float64)
+            del Bs, P, B, Yb
+            flops += 2.0 * nv * r * na * k + 2.0 * len(tr) * r * k
+    nf = len(splits)
+    cv_mse /= nf
+    base_mse /= nf
+    best = torch.argmin(cv_mse, dim=0)  # first minimum -> smallest alpha on ties
+    alpha = alphas_t[best]
+    cv_r2 = 1.0 - cv_mse.gather(0, best[None, :])[0] / base_mse.clamp_min(1e-30)
+
+    # refit on all training samples, each voxel with its own alpha
+    ev, _, M, W, mode = _decompose(X64, None, True)
+    r = ev.shape[0]
+    M = M.to(tdt)
+    W = W.to(tdt)
+    coef = np.empty((p, t), dtype=np.float32 if tdt == torch.float32 else np.float64)
+    tb = _voxel_batch_size(t, 2 * r + p + n, bpf, max_batch_bytes, voxel_batch)
+    for s in range(0, t, tb):
+        Yb = torch.as_tensor(Ys[:, s : s + tb], device=dev).to(tdt)
+        Yb = Yb - Yb.mean(0, keepdim=True)
+        Dsel = (1.0 / (ev[:, None] + alpha[None, s : s + tb])).to(tdt)  # (r, k)
+        C = W @ (Dsel * (M.T @ Yb))
+        coef[:, s : s + tb] = C.cpu().numpy()
+        flops += 2.0 * n * r * Yb.shape[1] + 2.0 * p * r * Yb.shape[1]
+    return dict(
+        coef=coef, alpha=alpha.cpu().numpy(), cv_mse=cv_mse.cpu().numpy(), cv_r2=cv_r2.cpu().numpy(),
+        info={"backend": "torch", "device": str(dev), "dtype": dtype, "mode": mode, "gemm_flops": flops},
+    )
+
+
+def _fit_himalaya(Xs, Ys, alphas, splits, *, device, dtype, fold_centering, voxel_batch, progress):
+    from himalaya.backend import get_backend, set_backend
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.ridge import RidgeCV as HRidgeCV
+
+    dev = _resolve_device(device)
+    previous = get_backend().name
+    set_backend("torch_cuda" if dev.type == "cuda" else "torch", on_error="raise")
+    try:
+        n, p = Xs.shape
+        npdt = np.float32 if dtype == "float32" else np.float64
+        Xh = Xs.astype(npdt, copy=False)
+        Yh = Ys.astype(npdt, copy=False)
+        params = dict(local_alpha=True)
+        if voxel_batch:
+            params.update(n_targets_batch=int(voxel_batch), n_targets_batch_refit=int(voxel_batch))
+        if n >= p:
+            model = HRidgeCV(alphas=np.asarray(alphas), cv=list(splits), fit_intercept=fold_centering,
+                             solver_params=params)
+        else:
+            model = KernelRidgeCV(alphas=np.asarray(alphas), kernel="linear", cv=list(splits),
+                                  fit_intercept=fold_centering, solver_params=params)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model.fit(Xh, Yh)
+        be = get_backend()
+        alpha = np.asarray(be.to_numpy(model.best_alphas_), dtype=np.float64)
+        if n >= p:
+            coef = np.asarray(be.to_numpy(model.coef_), dtype=npdt)
+        else:
+            dual = np.asarray(be.to_numpy(model.dual_coef_), dtype=np.float64)
+            coef = (Xs.astype(np.float64).T @ dual).astype(npdt)
+        # himalaya returns exp(log(alpha)): snap back onto the grid
+        idx = np.abs(np.log(alpha)[:, None] - np.log(np.asarray(alphas))[None, :]).argmin(1)
+        alpha = np.asarray(alphas)[idx]
+        cv_best = np.asarray(be.to_numpy(model.cv_scores_), dtype=np.float64).reshape(-1)
+        # himalaya reports only the best score (negative MSE per fold, averaged)
+        cv_mse = np.full((len(alphas), Ys.shape[1]), np.nan)
+        cv_mse[idx, np.arange(Ys.shape[1])] = -cv_best
+        base = np.zeros(Ys.shape[1])
+        for tr, va in splits:
+            mu = Ys[tr].mean(0, dtype=np.float64) if fold_centering else 0.0
+            base += ((Ys[va] - mu) ** 2).mean(0) / len(splits)
+        cv_r2 = 1.0 + cv_best / np.maximum(base, 1e-30)
+    finally:
+        set_backend(previous)
+    return dict(coef=coef, alpha=alpha, cv_mse=cv_mse, cv_r2=cv_r2,
+                info={"backend": "himalaya", "device": str(dev), "dtype": dtype,
+                      "mode": "primal" if Xs.shape[0] >= Xs.shape[1] else "kernel"})
+
+
+def _fit_sklearn(Xs, Ys, alphas, splits, *, fold_centering, progress, **_):
+    from sklearn.linear_model import Ridge
+
+    na, t = len(alphas), Ys.shape[1]
+    cv_mse = np.zeros((na, t))
+    base = np.zeros(t)
+    for tr, va in progress(splits, desc="sklearn folds", leave=False):
+        mu = Ys[tr].mean(0) if fold_centering else 0.0
+        base += ((Ys[va] - mu) ** 2).mean(0)
+        for i, a in enumerate(alphas):
+            m = Ridge(alpha=float(a), fit_intercept=fold_centering).fit(Xs[tr], Ys[tr])
+            cv_mse[i] += ((m.predict(Xs[va]) - Ys[va]) ** 2).mean(0)
+    cv_mse /= len(splits)
+    base /= len(splits)
+    best = np.argmin(cv_mse, axis=0)
+    alpha = np.asarray(alphas)[best]
+    coef = np.empty((Xs.shape[1], t), dtype=np.float64)
+    for a in np.unique(alpha):
+        sel = alpha == a
+        coef[:, sel] = Ridge(alpha=float(a), fit_intercept=True).fit(Xs, Ys[:, sel]).coef_.reshape(-1, Xs.shape[1]).T
+    return dict(coef=coef, alpha=alpha, cv_mse=cv_mse,
+                cv_r2=1.0 - cv_mse[best, np.arange(t)] / np.maximum(base, 1e-30), info={"backend": "sklearn"})
+
+
+def fit_voxelwise_ridge(
+    X_train,
+    Y_train,
+    alphas=DEFAULT_ALPHAS,
+    n_folds: int = 5,
+    backend: str = "torch",
+    *,
+    splits=None,
+    device="cpu",
+    dtype: str = "float32",
+    fold_centering: bool = True,
+    max_batch_bytes: int = 512 * 2**20,
+    voxel_batch: int | None = None,
+    progress=None,
+) -> RidgeFit:
+    """Ridge regression from features to every voxel, alpha chosen per voxel by K-fold CV.
+
+    Parameters
+    ----------
+    X_train : ndarray (n_samples, n_features)
+        Training features (raw; z-scored here with their own statistics).
+    Y_train : ndarray (n_samples, n_voxels)
+        Training responses (raw; z-scored per voxel here with their own statistics).
+    alphas : array-like (n_alphas,)
+        Grid of ridge penalties (applied to z-scored features).
+    n_folds : int
+        K of the contiguous K-fold split (``sklearn.model_selection.KFold(n_folds)``), unless ``splits``.
+    backend : {"torch", "himalaya", "sklearn"}
+        Solver; see the module docstring.
+    splits : list of (train_idx, val_idx), optional
+        Explicit CV folds over the training samples (e.g. grouped by session).
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+    dtype : {"float32", "float64"}
+        Precision of the bulk GEMMs (decompositions are always float64).
+    fold_centering : bool
+        Re-centre each training fold (intercept) inside CV.
+    max_batch_bytes : int
+        Bound on the temporary memory per voxel batch (torch backend).
+    voxel_batch : int, optional
+        Fixed number of voxels per batch (overrides ``max_batch_bytes``).
+
+    Returns
+    -------
+    RidgeFit
+    """
+    if progress is None:
+        from .._io import progress as _progress
+
+        progress = _progress
+    X_train = np.asarray(X_train)
+    Y_train = np.asarray(Y_train)
+    if X_train.ndim != 2 or Y_train.ndim != 2 or X_train.shape[0] != Y_train.shape[0]:
+        raise ValueError(f"X {X_train.shape} and Y {Y_train.shape} must be 2-D with the same number of rows")
+    if not (np.isfinite(X_train).all() and np.isfinite(Y_train).all()):
+        raise ValueError("X_train and Y_train must be finite")
+    alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())
+    if alphas.size == 0 or (alphas <= 0).any():
+        raise ValueError("alphas must be a non-empty list of positive numbers")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}")
+    if splits is None:
+        splits = kfold_splits(X_train.shape[0], n_folds)
+    splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splits]
+    npdt = np.float32 if dtype == "float32" else np.float64
+    x_mean, x_scale = standardize_stats(X_train)
+    y_mean, y_scale = standardize_stats(Y_train)
+    Xs = _apply_standardize(X_train, x_mean, x_scale, npdt)
+    Ys = _apply_standardize(Y_train, y_mean, y_scale, npdt)
+    kw = dict(device=device, dtype=dtype, fold_centering=fold_centering, voxel_batch=voxel_batch,
+              progress=progress)
+    if backend == "torch":
+        res = _fit_torch(Xs, Ys, alphas, splits, max_batch_bytes=max_batch_bytes, **kw)
+    elif backend == "himalaya":
+        res = _fit_himalaya(Xs, Ys, alphas, splits, **kw)
+    elif backend == "sklearn":
+        res = _fit_sklearn(Xs.astype(np.float64), Ys.astype(np.float64), alphas, splits, **kw)
+    else:
+        raise ValueError(f"unknown backend {backend!r} (torch, himalaya, sklearn)")
+    edge = np.mean((res["alpha"] <= alphas[0]) | (res["alpha"] >= alphas[-1])) if len(alphas) > 1 else 0.0
+    res["info"]["fraction_alpha_on_grid_edge"] = float(edge)
+    res["info"]["n_folds"] = len(splits)
+    return RidgeFit(
+        coef=res["coef"], alpha=np.asarray(res["alpha"], dtype=np.float64), alphas=alphas,
+        cv_mse=np.asarray(res["cv_mse"]), cv_r2=np.asarray(res["cv_r2"], dtype=np.float64),
+        x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale, info=res["info"],
+    )
+
+
+def gemm_flops_ideal(n_samples: int, n_features: int, n_voxels: int, n_alphas: int, n_folds: int) -> float:
+    """FLOP count of the torch solver's GEMMs (CV + refit), excluding the decompositions.
+
+    Per fold: ``2·n_val·r·n_alphas·t`` (predictions for all alphas) + ``2·n_tr·r·t`` (``MᵀY``), r = min(n_tr, p);
+    refit: ``2·(n + p)·r·t``. Decompositions add ``~2·n_tr·min(n_tr,p)·max(n_tr,p)`` (Gram) + ``~9 r³`` (eigh) per fold.
+    """
+    n, p, t = n_samples, n_features, n_voxels
+    n_val = n / n_folds
+    n_tr = n - n_val
+    r = min(n_tr, p)
+    cv = n_folds * (2 * n_val * r * n_alphas * t + 2 * n_tr * r * t)
+    r_full = min(n, p)
+    refit = 2 * (n + p) * r_full * t
+    decomp = n_folds * (2 * n_tr * min(n_tr, p) * max(n_tr, p) + 9 * r**3) + 2 * n * min(n, p) * max(n, p) + 9 * r_full**3
+    return float(cv + refit + decomp)
+
+
+__all__ = ["DEFAULT_ALPHAS", "RidgeFit", "fit_voxelwise_ridge", "kfold_splits", "standardize_stats",
+           "gemm_flops_ideal"]

@@ -1,0 +1,183 @@
+"""Per-voxel test scores, noise ceilings and summaries (plain arrays).
+
+Noise ceilings are expressed as a fraction of explainable variance in units of r², for targets that are
+the mean of the available repetitions of each test image:
+
+* NSD (ncsnr given, datasets.md §1.4, Algonauts 2023 variant):
+  ``NC = ncsnr² / (ncsnr² + A)`` with ``A = mean over test images of 1 / n_reps(image)``
+  (A = 1/3 when every image has 3 repetitions).
+* Without ncsnr (e.g. BOLD5000): split-half reliability. For every test image with ≥ 2 repetitions the
+  even-numbered and odd-numbered repetitions are averaged, the two half means are correlated across
+  images per voxel (ρ), and Spearman–Brown gives the reliability of the full mean, ``2ρ / (1 + ρ)``,
+  clipped to [0, 1].
+
+Normalised score (Algonauts): ``max(r, 0)² / NC`` with NC = 0 replaced by 1e-14, capped at 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def pearson_r(y_true, y_pred) -> np.ndarray:
+    """Pearson correlation per column.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray (n_samples, n_voxels)
+
+    Returns
+    -------
+    ndarray (n_voxels,) float64; NaN where either column is constant.
+    """
+    a = np.asarray(y_true, dtype=np.float64)
+    b = np.asarray(y_pred, dtype=np.float64)
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a * b).sum(0) / den
+    r[den <= 1e-300] = np.nan
+    return r
+
+
+def r2_score(y_true, y_pred) -> np.ndarray:
+    """Coefficient of determination per column (``sklearn.metrics.r2_score`` with raw_values).
+
+    Returns
+    -------
+    ndarray (n_voxels,) float64
+    """
+    a = np.asarray(y_true, dtype=np.float64)
+    b = np.asarray(y_pred, dtype=np.float64)
+    ss_res = ((a - b) ** 2).sum(0)
+    ss_tot = ((a - a.mean(0)) ** 2).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1.0 - ss_res / ss_tot
+    r2[ss_tot <= 1e-300] = np.nan
+    return r2
+
+
+def noise_ceiling_from_ncsnr(ncsnr, n_reps) -> np.ndarray:
+    """NSD noise ceiling (fraction, r² units) for test targets averaged over ``n_reps`` trials.
+
+    Parameters
+    ----------
+    ncsnr : ndarray (n_voxels,)
+    n_reps : int or ndarray (n_test_images,)
+        Repetitions averaged for each test image; ``A = mean(1 / n_reps)``.
+
+    Returns
+    -------
+    ndarray (n_voxels,) float64 in [0, 1)
+    """
+    n_reps = np.atleast_1d(np.asarray(n_reps, dtype=np.float64))
+    if (n_reps < 1).any():
+        raise ValueError("n_reps must be >= 1")
+    A = float(np.mean(1.0 / n_reps))
+    s2 = np.asarray(ncsnr, dtype=np.float64) ** 2
+    return s2 / (s2 + A)
+
+
+def stack_repetitions(stimulus, values, order=None):
+    """Group single-trial rows by stimulus into a (n_images, max_reps, n_voxels) array (NaN-padded).
+
+    Parameters
+    ----------
+    stimulus : array (n_trials,)
+        Stimulus id of each row (rows in presentation order give repetition order).
+    values : ndarray (n_trials, n_voxels)
+    order : array, optional
+        Stimulus ids defining the output image order (default: sorted unique ids).
+
+    Returns
+    -------
+    ids : ndarray (n_images,); reps : ndarray (n_images, max_reps, n_voxels) float32; n_reps : int (n_images,)
+    """
+    stimulus = np.asarray(stimulus).astype(str)
+    values = np.asarray(values)
+    ids = np.unique(stimulus) if order is None else np.asarray(order).astype(str)
+    pos = {s: i for i, s in enumerate(ids)}
+    counts = np.zeros(len(ids), dtype=int)
+    slot = np.empty(len(stimulus), dtype=int)
+    keep = np.zeros(len(stimulus), dtype=bool)
+    for k, s in enumerate(stimulus):
+        i = pos.get(s)
+        if i is None:
+            continue
+        slot[k] = counts[i]
+        counts[i] += 1
+        keep[k] = True
+    R = int(counts.max()) if len(counts) else 0
+    reps = np.full((len(ids), max(R, 1), values.shape[1]), np.nan, dtype=np.float32)
+    rows = np.flatnonzero(keep)
+    img = np.array([pos[stimulus[k]] for k in rows], dtype=int)
+    reps[img, slot[rows]] = values[rows]
+    return ids, reps, counts
+
+
+def split_half_noise_ceiling(reps) -> np.ndarray:
+    """Split-half (even vs odd repetitions) reliability with Spearman–Brown, per voxel.
+
+    Parameters
+    ----------
+    reps : ndarray (n_images, max_reps, n_voxels)
+        NaN-padded repetitions (see :func:`stack_repetitions`); images with < 2 reps are ignored.
+
+    Returns
+    -------
+    ndarray (n_voxels,) float64 in [0, 1]; NaN if fewer than 3 images have ≥ 2 repetitions.
+    """
+    reps = np.asarray(reps, dtype=np.float64)
+    n = (~np.isnan(reps[:, :, 0])).sum(1)
+    use = n >= 2
+    if use.sum() < 3:
+        return np.full(reps.shape[2], np.nan)
+    r = reps[use]
+    even = np.nanmean(r[:, 0::2], axis=1)
+    odd = np.nanmean(r[:, 1::2], axis=1)
+    rho = pearson_r(even, odd)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sb = 2 * rho / (1 + rho)
+    return np.clip(sb, 0.0, 1.0)
+
+
+def normalized_score(r, nc) -> np.ndarray:
+    """Noise-ceiling-normalised score ``min(max(r, 0)² / NC, 1)`` (NC = 0 -> 1e-14; NaN NC -> NaN)."""
+    r = np.asarray(r, dtype=np.float64)
+    nc = np.array(nc, dtype=np.float64)
+    nc[nc == 0] = 1e-14
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = np.clip(np.nan_to_num(r, nan=0.0), 0, None) ** 2 / nc
+    s = np.minimum(s, 1.0)
+    s[np.isnan(nc) | np.isnan(r)] = np.nan
+    return s
+
+
+def summarize(voxel_table: pd.DataFrame, roi_masks: dict, by=("layer",)) -> pd.DataFrame:
+    """Per-ROI summaries of a tidy per-voxel table.
+
+    Parameters
+    ----------
+    voxel_table : DataFrame with columns ``voxel`` (int index), ``r``, ``r2``, ``nc``, ``score``, ``cv_r2``
+        and the ``by`` columns.
+    roi_masks : dict name -> bool ndarray (n_voxels,)
+
+    Returns
+    -------
+    DataFrame: roi, *by, n_voxels, mean_r, median_r, mean_r2, mean_cv_r2, mean_nc, mean_score, median_score
+    """
+    rows = []
+    for name, mask in roi_masks.items():
+        vox = np.flatnonzero(np.asarray(mask))
+        sub = voxel_table[voxel_table["voxel"].isin(vox)]
+        for key, g in sub.groupby(list(by), sort=False):
+            key = key if isinstance(key, tuple) else (key,)
+            rows.append({
+                "roi": name, **dict(zip(by, key)), "n_voxels": len(g),
+                "mean_r": g["r"].mean(), "median_r": g["r"].median(), "mean_r2": g["r2"].mean(),
+                "mean_cv_r2": g["cv_r2"].mean(), "mean_nc": g["nc"].mean(),
+                "mean_score": g["score"].mean(), "median_score": g["score"].median(),
+            })
+    return pd.DataFrame(rows)

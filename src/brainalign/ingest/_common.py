@@ -1,0 +1,256 @@
+"""Helpers shared by the dataset loaders: volume readers, session parsing, provenance."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from .._io import file_fingerprint
+from ..errors import InputError
+
+#: read this many volumes of a 4-D NIfTI at once (bounded buffer: block x one volume)
+VOLUMES_PER_READ = 16
+
+
+def parse_sessions(spec):
+    """Parse a session selection: None, an int list, or a string like ``"1,2,5-8"`` -> sorted ints."""
+    if spec is None or spec == "" or spec == "all":
+        return None
+    if isinstance(spec, (list, tuple, set)):
+        items = []
+        for s in spec:
+            items.extend(parse_sessions(s) if isinstance(s, str) else [int(s)])
+        return sorted(set(items))
+    if isinstance(spec, (int, np.integer)):
+        return [int(spec)]
+    out = set()
+    for part in str(spec).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        try:
+            if m:
+                a, b = int(m.group(1)), int(m.group(2))
+                out.update(range(min(a, b), max(a, b) + 1))
+            else:
+                out.add(int(part))
+        except ValueError:
+            raise InputError("--sessions", f"cannot parse {spec!r} (use e.g. 1,2,5-8)") from None
+    if not out or min(out) < 1:
+        raise InputError("--sessions", f"{spec!r}: sessions are 1-based positive integers")
+    return sorted(out)
+
+
+def select_sessions(found: dict, wanted, where):
+    """Pick the wanted sessions (default all found) from ``{session: path}``; InputError if missing."""
+    if not found:
+        raise InputError(where, "no sessions found")
+    if wanted is None:
+        return sorted(found)
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise InputError(where, f"sessions {missing} not found (found {sorted(found)})")
+    return list(wanted)
+
+
+def load_nifti_header(path):
+    """nibabel image (lazy) of a NIfTI file; InputError if unreadable."""
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        img = nib.load(str(path))
+        img.header.get_data_dtype()
+        return img
+    except Exception as exc:
+        raise InputError(path, f"cannot read NIfTI header ({type(exc).__name__}: {exc})") from exc
+
+
+def load_volume(path, expect_shape=None):
+    """Read a small 3-D NIfTI (mask / ROI / ncsnr) as float64 ndarray and its affine."""
+    img = load_nifti_header(path)
+    shape = tuple(int(v) for v in img.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise InputError(path, f"expected a 3-D volume, got shape {img.shape}")
+    if expect_shape is not None and shape != tuple(expect_shape):
+        raise InputError(path, f"grid {shape} differs from the betas grid {tuple(expect_shape)}")
+    try:
+        data = np.asarray(img.get_fdata(dtype=np.float64)).reshape(shape)
+    except Exception as exc:
+        raise InputError(path, f"cannot read volume data, corrupt or truncated ({type(exc).__name__}: {exc})") from exc
+    return data, np.asarray(img.affine, dtype=np.float64)
+
+
+def fortran_flat_index(voxel_ijk, grid_shape):
+    """Flat index of voxels in a Fortran-ordered (x fastest) volume, as stored in NIfTI files."""
+    x, y, _ = grid_shape
+    ijk = np.asarray(voxel_ijk, dtype=np.int64)
+    return ijk[:, 0] + x * (ijk[:, 1] + y * ijk[:, 2])
+
+
+class GzipStream:
+    """Sequential reader of a (multi-member) gzip file with zlib and large input reads.
+
+    Faster than :class:`gzip.GzipFile` for big sequential reads; zlib verifies each member's CRC-32
+    and length when the member ends (call :meth:`drain` after the last read to reach it).
+    """
+
+    def __init__(self, fh, path, in_chunk=4 << 20):
+        self.fh, self.path, self.in_chunk = fh, path, in_chunk
+        self.d = zlib.decompressobj(wbits=31)
+        self.in_buf = b""
+        self.pending = memoryview(b"")
+        self.pos = 0
+
+    def _more(self, want):
+        while True:
+            if self.d.eof:
+                rest = self.d.unused_data or self.fh.read(self.in_chunk)
+                if not rest:
+                    return b""
+                self.d = zlib.decompressobj(wbits=31)
+                self.in_buf = rest
+            if not self.in_buf:
+                self.in_buf = self.fh.read(self.in_chunk)
+                if not self.in_buf:
+                    raise InputError(self.path, "truncated gzip: the compressed stream ends early")
+            out = self.d.decompress(self.in_buf, want)
+            self.in_buf = self.d.unconsumed_tail
+            if out:
+                return out
+
+    def readinto(self, view):
+        n, got = len(view), 0
+        while got < n:
+            avail = len(self.pending) - self.pos
+            if avail:
+                k = min(n - got, avail)
+                view[got:got + k] = self.pending[self.pos:self.pos + k]
+                got += k
+                self.pos += k
+            else:
+                self.pending = memoryview(self._more(max(n - got, 1 << 16)))
+                self.pos = 0
+                if not len(self.pending):
+                    break
+        return got
+
+    def drain(self):
+        """Read to the end of the file (verifies the CRC of the last member)."""
+        self.pending, self.pos = memoryview(b""), 0
+        while self._more(1 << 20):
+            pass
+
+
+def _readinto_full(fh, view, path):
+    got = 0
+    n = len(view)
+    while got < n:
+        k = fh.readinto(view[got:])
+        if not k:
+            raise InputError(path, f"file ends early: truncated (needed {n - got} more bytes of image data)")
+        got += k
+
+
+def read_nifti_voxels(path, flat_index, n_volumes=None, volumes_per_read=VOLUMES_PER_READ):
+    """Stream a 4-D NIfTI (``.nii`` or ``.nii.gz``) and keep only some voxels.
+
+    The file is read sequentially, a few volumes at a time, so memory is the output plus a small
+    buffer (``volumes_per_read`` volumes). Raw stored values are returned (no ``scl_slope``).
+
+    Parameters
+    ----------
+    path : Path
+    flat_index : int (n_selected,)
+        Fortran-order flat voxel indices (:func:`fortran_flat_index`).
+    n_volumes : int, optional
+        Expected length of the 4th axis.
+
+    Returns
+    -------
+    ndarray (n_volumes, n_selected) in the file's dtype (native byte order)
+    """
+    path = Path(path)
+    img = load_nifti_header(path)
+    shape = tuple(int(v) for v in img.shape)
+    if len(shape) != 4:
+        raise InputError(path, f"expected a 4-D (X, Y, Z, trials) image, got shape {shape}")
+    if n_volumes is not None and shape[3] != n_volumes:
+        raise InputError(path, f"{shape[3]} volumes, expected {n_volumes}")
+    proxy = img.dataobj
+    dtype = np.dtype(proxy.dtype)
+    offset = int(proxy.offset)  # header.get_data_offset() can read 0 for single-file images
+    if getattr(proxy, "order", "F") != "F":
+        raise InputError(path, "unsupported NIfTI data order (expected Fortran order)")
+    vol_items = shape[0] * shape[1] * shape[2]
+    vol_bytes = vol_items * dtype.itemsize
+    n_t = shape[3]
+    out = np.empty((n_t, len(flat_index)), dtype=dtype.newbyteorder("="))
+    block = max(1, min(volumes_per_read, n_t))
+    buf = bytearray(block * vol_bytes)
+    try:
+        with open(path, "rb") as raw_fh:
+            fh = GzipStream(raw_fh, path) if path.name.endswith(".gz") else raw_fh
+            _readinto_full(fh, memoryview(bytearray(offset)), path)
+            for t0 in range(0, n_t, block):
+                nb = min(block, n_t - t0)
+                view = memoryview(buf)[: nb * vol_bytes]
+                _readinto_full(fh, view, path)
+                vols = np.frombuffer(view, dtype=dtype).reshape(nb, vol_items)
+                out[t0:t0 + nb] = vols[:, flat_index]
+                del vols, view
+            if isinstance(fh, GzipStream):
+                fh.drain()
+    except InputError:
+        raise
+    except (EOFError, OSError, zlib.error) as exc:
+        raise InputError(path, f"corrupt or truncated file ({type(exc).__name__}: {exc})") from exc
+    return out
+
+
+def nifti_scaling(img):
+    """(slope, inter) from the header, or None if the header sets no scaling."""
+    slope, inter = img.header.get_slope_inter()
+    if slope is None or not np.isfinite(slope) or slope == 0 or (slope == 1 and not inter):
+        return None
+    return float(slope), float(inter or 0.0)
+
+
+def provenance(files, options, command):
+    """Provenance record: source files (path, size, mtime), options, package version."""
+    seen, records = set(), []
+    for f in files:
+        f = str(f)
+        if f not in seen:
+            seen.add(f)
+            records.append(file_fingerprint(f))
+    return {
+        "command": command,
+        "source_files": records,
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
+        "package": "brainalign",
+        "package_version": __version__,
+    }
+
+
+def check_root(root):
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "dataset root not found (not a directory)")
+    return root
+
+
+def check_out(out):
+    out = Path(out)
+    if out.suffix != ".zarr":
+        raise InputError(out, "output store must be a directory named *.zarr")
+    return out

@@ -1,0 +1,227 @@
+"""BOLD5000 Release 2.0 GLMsingle betas -> voxel store (layout: /work/shared/datasets.md §2)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_output, progress
+from ..errors import InputError
+from ..noise_ceiling import zscore_block
+from ..store import VoxelStoreWriter
+from ._common import (
+    check_out,
+    check_root,
+    fortran_flat_index,
+    load_nifti_header,
+    load_volume,
+    nifti_scaling,
+    parse_sessions,
+    provenance,
+    read_nifti_voxels,
+    select_sessions,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BETA_VERSION = "TYPED-FITHRF-GLMDENOISE-RR"
+ROI_NAMES = tuple(f"{h}{r}" for r in ("EarlyVis", "LOC", "OPA", "PPA", "RSC") for h in ("LH", "RH"))
+#: misnamed mask files in the release (bonner-b5k): subject -> {name in file: ROI}
+ROI_FILE_ALIASES = {2: {"LHLO": "LHLOC", "RHLO": "RHLOC", "RHRRSC": "RHRSC"}, 3: {"LHLO": "LHLOC", "RHLO": "RHLOC"}}
+REPEATED_LIST = "repeated_stimuli_113_list.txt"
+
+
+def parse_subject(subject) -> int:
+    """``1``, ``"CSI1"``, ``"sub-CSI1"`` -> 1 (1..4)."""
+    m = re.fullmatch(r"(?:sub-)?(?:CSI)?0*(\d+)", str(subject).strip(), flags=re.IGNORECASE)
+    if not m or not 1 <= int(m.group(1)) <= 4:
+        raise InputError("--subject", f"{subject!r} is not a BOLD5000 subject (1..4 or CSI1..CSI4)")
+    return int(m.group(1))
+
+
+def _index_tree(root: Path):
+    """name -> [paths] for every file below root (the release files may sit anywhere)."""
+    files = {}
+    for dirpath, _, names in os.walk(root, followlinks=True):
+        for n in names:
+            files.setdefault(n, []).append(Path(dirpath) / n)
+    return files
+
+
+def _unique(files, name, root, required=True):
+    paths = files.get(name, [])
+    if len(paths) > 1:
+        raise InputError(root, f"{name} found {len(paths)} times: {[str(p) for p in paths]}; keep one")
+    if not paths:
+        if required:
+            raise InputError(root / name, f"{name} not found anywhere below the root")
+        return None
+    return paths[0]
+
+
+def read_name_list(path):
+    """One image file name per line (blank lines dropped, ``rep_`` prefix stripped)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read name list ({exc})") from exc
+    names = [ln.strip() for ln in lines if ln.strip()]
+    return [n[4:] if n.startswith("rep_") else n for n in names]
+
+
+def ingest_bold5000(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERSION, mask="roi-union",
+                    rois=ROI_NAMES, zscore=True, chunks=None):
+    """Ingest BOLD5000 GLMsingle single-trial betas of one subject into a voxel store.
+
+    The root is searched recursively for the Release 2.0 file names (``CSI{N}_GLMbetas-{VERSION}_ses-{SS}.nii.gz``,
+    ``CSI{N}_imgnames.txt``, ``CSI{N}_brainmask.nii.gz``, ``sub-CSI{N}_mask-*.nii.gz``,
+    ``repeated_stimuli_113_list.txt``).
+
+    Parameters
+    ----------
+    root : path
+    subject : int or str
+        1..4 or ``CSI1``..``CSI4``.
+    out : path
+        Output ``*.zarr``.
+    sessions : list[int] or str, optional
+        Sessions to store (default all found). Trial names are always aligned using all sessions found,
+        whose trial counts must add up to the lines of ``imgnames``.
+    beta_version : str
+        GLM variant in the file name (default ``TYPED-FITHRF-GLMDENOISE-RR``).
+    mask : str
+        ``roi-union`` (union of the ROI masks, default), ``brainmask``, or a NIfTI path (> 0).
+    rois : sequence of str
+        ROI masks to attach as bool ``roi/<name>`` (subset of LH/RH x EarlyVis, LOC, OPA, PPA, RSC).
+    zscore : bool
+        z-score each voxel within each session (ddof=0).
+
+    Returns
+    -------
+    Path of the store; ``stimulus`` = image file name, ``shared`` = in the repeated-113 list.
+    """
+    root = check_root(root)
+    out = check_out(out)
+    n = parse_subject(subject)
+    sid = f"CSI{n}"
+    unknown = [r for r in rois if r not in ROI_NAMES]
+    if unknown:
+        raise InputError("--rois", f"unknown BOLD5000 ROI names {unknown}; known: {list(ROI_NAMES)}")
+    files = _index_tree(root)
+
+    pattern = re.compile(rf"{sid}_GLMbetas-{re.escape(beta_version)}_ses-(\d+)\.nii\.gz")
+    found = {}
+    for name, paths in files.items():
+        m = pattern.fullmatch(name)
+        if m:
+            found[int(m.group(1))] = _unique(files, name, root)
+    if not found:
+        raise InputError(root, f"no {sid}_GLMbetas-{beta_version}_ses-*.nii.gz files below the root")
+    use = select_sessions(found, parse_sessions(sessions), root)
+    if sorted(found) != list(range(1, max(found) + 1)):
+        raise InputError(root, f"{sid} sessions found {sorted(found)} are not 1..{max(found)}; "
+                               "cannot align trials with imgnames")
+
+    # --- ROI mask files (remapping misnamed ones) ---
+    roi_pattern = re.compile(rf"sub-{sid}_mask-(\w+)\.nii\.gz")
+    aliases = ROI_FILE_ALIASES.get(n, {})
+    roi_paths = {}
+    for name, paths in files.items():
+        m = roi_pattern.fullmatch(name)
+        if not m:
+            continue
+        roi = aliases.get(m.group(1), m.group(1))
+        if roi not in ROI_NAMES:
+            log.warning("%s: not a known BOLD5000 ROI mask; ignored", paths[0])
+            continue
+        if roi in roi_paths:
+            raise InputError(paths[0], f"second mask file for ROI {roi} (also {roi_paths[roi]})")
+        roi_paths[roi] = _unique(files, name, root)
+    needed = set(rois) | (set(ROI_NAMES) if mask == "roi-union" else set())
+    missing = sorted(needed - set(roi_paths))
+    if missing:
+        raise InputError(root, f"ROI masks {missing} of {sid} not found (sub-{sid}_mask-<ROI>.nii.gz)")
+
+    # --- headers: grid and trials per session ---
+    first = load_nifti_header(found[use[0]])
+    grid = tuple(int(v) for v in first.shape[:3])
+    n_trials = {}
+    for s in sorted(found):
+        img = load_nifti_header(found[s])
+        shape = tuple(int(v) for v in img.shape)
+        if len(shape) != 4 or shape[:3] != grid:
+            raise InputError(found[s], f"betas shape {shape} does not match grid {grid} (+ trials)")
+        n_trials[s] = shape[3]
+    affine = np.asarray(first.affine, dtype=np.float64)
+
+    imgnames_path = _unique(files, f"{sid}_imgnames.txt", root)
+    names = read_name_list(imgnames_path)
+    total = sum(n_trials.values())
+    if len(names) != total:
+        raise InputError(imgnames_path, f"{len(names)} image names but the {len(found)} sessions found hold "
+                                        f"{total} trials ({[n_trials[s] for s in sorted(found)]})")
+
+    roi_vols = {r: load_volume(roi_paths[r], expect_shape=grid)[0] > 0 for r in sorted(needed)}
+    if mask == "roi-union":
+        mask_path = None
+        mask_vol = np.zeros(grid, dtype=bool)
+        for r in ROI_NAMES:
+            mask_vol |= roi_vols[r]
+    else:
+        mask_path = (_unique(files, f"{sid}_brainmask.nii.gz", root) if mask == "brainmask" else Path(mask))
+        if not mask_path.is_file():
+            raise InputError(mask_path, "mask not found (use roi-union, brainmask or a NIfTI path)")
+        mask_vol = load_volume(mask_path, expect_shape=grid)[0] > 0
+    voxel_ijk = np.argwhere(mask_vol).astype(np.int64)
+    if len(voxel_ijk) == 0:
+        raise InputError(mask_path or root, "mask selects no voxels")
+    sel = tuple(voxel_ijk.T)
+    roi_members = {r: roi_vols[r][sel] for r in rois}
+
+    repeated_path = _unique(files, REPEATED_LIST, root, required=False)
+    offsets = np.cumsum([0] + [n_trials[s] for s in sorted(found)])
+    design = pd.DataFrame({
+        "session": np.repeat(sorted(found), [n_trials[s] for s in sorted(found)]).astype(np.int64),
+        "trial": np.concatenate([np.arange(1, n_trials[s] + 1) for s in sorted(found)]).astype(np.int64),
+        "stimulus": pd.array(names, dtype=str),
+    })
+    design["repetition"] = design.groupby("stimulus", sort=False).cumcount().astype(np.int64)
+    if repeated_path is not None:
+        repeated = set(read_name_list(repeated_path))
+    else:
+        log.warning("%s not found below %s; 'shared' marks images shown more than once", REPEATED_LIST, root)
+        counts = design["stimulus"].value_counts()
+        repeated = set(counts.index[counts > 1])
+    design["shared"] = design["stimulus"].isin(repeated)
+    trials = pd.concat([design.iloc[offsets[s - 1]:offsets[s]] for s in use], ignore_index=True)
+
+    options = dict(subject=sid, sessions=use, beta_version=beta_version, mask=str(mask), rois=list(rois),
+                   zscore=bool(zscore))
+    source = [found[s] for s in use] + [imgnames_path] + [roi_paths[r] for r in sorted(needed)]
+    source += [p for p in (mask_path, repeated_path) if p is not None]
+    attrs = {"dataset": "bold5000", "subject": sid, "zscored": bool(zscore), "synthetic": False,
+             "beta_version": beta_version, "units": "z" if zscore else "percent signal change",
+             "provenance": provenance(source, options, "ingest bold5000")}
+
+    flat = fortran_flat_index(voxel_ijk, grid)
+    with atomic_output(out) as tmp:
+        writer = VoxelStoreWriter(tmp, len(trials), len(voxel_ijk), chunks=chunks)
+        for s in progress(use, desc=f"BOLD5000 {sid} sessions", unit="session"):
+            img = load_nifti_header(found[s])
+            raw = read_nifti_voxels(found[s], flat, n_volumes=n_trials[s])
+            block = raw.astype(np.float32)
+            del raw
+            scaling = nifti_scaling(img)
+            if scaling is not None:
+                block = block * np.float32(scaling[0]) + np.float32(scaling[1])
+            if zscore:
+                block = zscore_block(block)
+            writer.append(block)
+            del block
+        writer.finish(trials, voxel_ijk, grid, affine, rois=roi_members, attrs=attrs)
+    return out

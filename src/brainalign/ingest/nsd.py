@@ -1,0 +1,345 @@
+"""NSD volume betas -> voxel store (layout: /work/shared/datasets.md §1)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_output, progress
+from ..errors import InputError
+from ..noise_ceiling import zscore_block
+from ..store import VoxelStoreWriter
+from ._common import (
+    check_out,
+    check_root,
+    fortran_flat_index,
+    load_nifti_header,
+    load_volume,
+    parse_sessions,
+    provenance,
+    read_nifti_voxels,
+    select_sessions,
+)
+
+log = logging.getLogger(__name__)
+
+TRIALS_PER_SESSION = 750
+BETA_SCALE = 300.0  # int16 betas = percent signal change x 300
+DEFAULT_BETA_VERSION = "betas_fithrf_GLMdenoise_RR"
+BETA_VERSIONS = ("betas_assumehrf", "betas_fithrf", "betas_fithrf_GLMdenoise_RR")
+SPACES = ("func1pt8mm", "func1mm")
+DEFAULT_ATLASES = ("prf-visualrois", "floc-faces", "floc-bodies", "floc-places", "floc-words", "streams", "nsdgeneral")
+NON_CORTICAL_ATLASES = ("thalamus", "MTL")
+DESIGN_VARS = ("masterordering", "subjectim", "sharedix")
+
+
+def parse_subject(subject) -> int:
+    """``1``, ``"1"``, ``"01"`` or ``"subj01"`` -> 1 (1..8)."""
+    m = re.fullmatch(r"(?:subj)?0*(\d+)", str(subject).strip())
+    if not m or not 1 <= int(m.group(1)) <= 8:
+        raise InputError("--subject", f"{subject!r} is not an NSD subject (1..8 or subj01..subj08)")
+    return int(m.group(1))
+
+
+def parse_ctab(path) -> dict[int, str]:
+    """``index name`` per line (first ``0 Unknown``; whitespace-separated, trailing tabs allowed)."""
+    labels = {}
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"cannot read label table ({exc})") from exc
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = re.split(r"\s+", line.strip())
+        if not parts or parts == [""]:
+            continue
+        try:
+            labels[int(parts[0])] = parts[1] if len(parts) > 1 else parts[0]
+        except ValueError:
+            raise InputError(path, f"line {n}: expected '<index> <name>', got {line!r}") from None
+    return labels
+
+
+def _ctab_path(root: Path, sid: str, atlas: str):
+    candidates = [
+        root / "nsddata" / "freesurfer" / sid / "label" / f"{atlas}.mgz.ctab",
+        root / "nsddata" / "freesurfer" / "fsaverage" / "label" / f"{atlas}.mgz.ctab",
+        root / "nsddata" / "templates" / f"{atlas}.ctab",
+    ]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise InputError(candidates[0], f"label table for atlas {atlas!r} not found (also looked in fsaverage/label and templates)")
+
+
+def load_design(path, subject: int, n_trials_needed: int):
+    """Per-global-trial 0-based nsdId for one subject, and the 0-based shared nsdIds.
+
+    Image of subject p at global trial t (1-based) = ``subjectim[p-1, masterordering[t-1]-1]``
+    (1-based 73k ID); nsdId = that - 1 (datasets.md §1.5).
+
+    Returns
+    -------
+    nsd_ids : int64 (n_trials_needed,)
+    shared_ids : int64 (n_shared,)
+    """
+    from scipy.io import loadmat
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "NSD design file not found")
+    try:
+        mat = loadmat(str(path))
+    except Exception as exc:
+        raise InputError(path, f"cannot read MAT file ({type(exc).__name__}: {exc})") from exc
+    missing = [v for v in DESIGN_VARS if v not in mat]
+    if missing:
+        raise InputError(path, f"variables {missing} missing")
+    order = np.asarray(mat["masterordering"]).astype(np.int64).ravel()
+    subjectim = np.asarray(mat["subjectim"]).astype(np.int64)
+    shared = np.asarray(mat["sharedix"]).astype(np.int64).ravel()
+    if subjectim.ndim != 2 or subjectim.shape[0] < subject:
+        raise InputError(path, f"subjectim has shape {subjectim.shape}; no row for subject {subject}")
+    if order.size < n_trials_needed:
+        raise InputError(path, f"masterordering has {order.size} entries, the sessions need {n_trials_needed}")
+    order = order[:n_trials_needed]
+    if order.min() < 1 or order.max() > subjectim.shape[1]:
+        raise InputError(path, f"masterordering values outside 1..{subjectim.shape[1]}")
+    ids73k = subjectim[subject - 1, order - 1]
+    if ids73k.min() < 1:
+        raise InputError(path, "subjectim holds 73k IDs < 1 for trials of this subject (expected 1-based IDs)")
+    return ids73k - 1, shared - 1
+
+
+def _beta_files(betas_dir: Path, fmt: str):
+    ext = {"nii.gz": ".nii.gz", "hdf5": ".hdf5"}[fmt]
+    found = {}
+    for p in betas_dir.glob(f"betas_session*{ext}"):
+        m = re.fullmatch(r"betas_session(\d+)" + re.escape(ext), p.name)
+        if m:
+            found[int(m.group(1))] = p
+    return found
+
+
+def _hdf5_info(path):
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "betas" not in f:
+                raise InputError(path, f"no dataset '/betas' (has {list(f.keys())})")
+            d = f["betas"]
+            return tuple(int(v) for v in d.shape), d.dtype
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"cannot open HDF5 file ({type(exc).__name__}: {exc})") from exc
+
+
+def read_hdf5_voxels(path, voxel_ijk, grid_shape, slab_bytes=128 << 20):
+    """Read selected voxels of an NSD ``/betas`` HDF5 (h5py shape (T, Z, Y, X)).
+
+    Uses direct chunk reads when the file has NSD's one-voxel-by-all-trials chunks (no filters),
+    otherwise Z-slabs of bounded size.
+
+    Returns
+    -------
+    ndarray (T, n_selected) int16 (raw values)
+    """
+    import h5py
+
+    ijk = np.asarray(voxel_ijk, dtype=np.int64)
+    try:
+        with h5py.File(path, "r") as f:
+            d = f["betas"]
+            n_t = d.shape[0]
+            if d.shape[1:] != tuple(grid_shape[::-1]):
+                raise InputError(path, f"/betas shape {d.shape} does not match grid {grid_shape} as (T, Z, Y, X)")
+            dtype = d.dtype.newbyteorder("=")
+            out = np.empty((n_t, len(ijk)), dtype=dtype)
+            plist = d.id.get_create_plist()
+            if d.chunks == (n_t, 1, 1, 1) and plist.get_nfilters() == 0:
+                fill = d.fillvalue
+                for m, (i, j, k) in enumerate(ijk):
+                    try:
+                        _, raw = d.id.read_direct_chunk((0, int(k), int(j), int(i)))
+                    except (KeyError, OSError, ValueError):  # chunk never written: fill value
+                        out[:, m] = fill
+                        continue
+                    out[:, m] = np.frombuffer(raw, dtype=d.dtype, count=n_t)
+            else:
+                z_dim, y_dim, x_dim = d.shape[1:]
+                nz = max(1, int(slab_bytes // max(1, n_t * y_dim * x_dim * d.dtype.itemsize)))
+                for z0 in range(0, z_dim, nz):
+                    sel = (ijk[:, 2] >= z0) & (ijk[:, 2] < z0 + nz)
+                    if not sel.any():
+                        continue
+                    slab = d[:, z0:z0 + nz, :, :]
+                    s = ijk[sel]
+                    out[:, sel] = slab[:, s[:, 2] - z0, s[:, 1], s[:, 0]]
+                    del slab
+            return out
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"cannot read HDF5 betas, corrupt or truncated ({type(exc).__name__}: {exc})") from exc
+
+
+def ingest_nsd(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERSION, space="func1pt8mm",
+               input_format="auto", mask="nsdgeneral", atlases=DEFAULT_ATLASES, zscore=True, chunks=None):
+    """Ingest NSD single-trial volume betas of one subject into a voxel store.
+
+    Parameters
+    ----------
+    root : path
+        NSD root (contains ``nsddata/`` and ``nsddata_betas/``).
+    subject : int or str
+        1..8 or ``subj01``..``subj08``.
+    out : path
+        Output ``*.zarr`` (written atomically).
+    sessions : list[int] or str, optional
+        Sessions to use (1-based); default all ``betas_session*.{ext}`` files found.
+    beta_version : str
+        ``betas_assumehrf`` | ``betas_fithrf`` | ``betas_fithrf_GLMdenoise_RR``.
+    space : str
+        ``func1pt8mm`` or ``func1mm``.
+    input_format : str
+        ``nii.gz``, ``hdf5`` or ``auto`` (``nii.gz`` if any are present, else ``hdf5``).
+    mask : str
+        ``nsdgeneral`` (> 0, default), ``brainmask``, another atlas name (> 0), or a NIfTI path (> 0).
+    atlases : sequence of str
+        ROI atlases to attach as ``roi/<atlas>`` int16 labels (``-1`` becomes 0).
+    zscore : bool
+        z-score each voxel within each session (ddof=0).
+    chunks : (int, int), optional
+        Chunk shape of ``betas``.
+
+    Returns
+    -------
+    Path of the store. Rows: sessions in ascending order, 750 trials each, in presentation order.
+    Values are percent signal change (raw int16 / 300), z-scored per session if ``zscore``.
+    """
+    root = check_root(root)
+    out = check_out(out)
+    p = parse_subject(subject)
+    sid = f"subj{p:02d}"
+    if beta_version not in BETA_VERSIONS:
+        raise InputError("--beta-version", f"{beta_version!r}; choose from {BETA_VERSIONS}")
+    if space not in SPACES:
+        raise InputError("--space", f"{space!r}; choose from {SPACES}")
+    if input_format not in ("auto", "nii.gz", "hdf5"):
+        raise InputError("--format", f"{input_format!r}; choose nii.gz, hdf5 or auto")
+    betas_dir = root / "nsddata_betas" / "ppdata" / sid / space / beta_version
+    if not betas_dir.is_dir():
+        raise InputError(betas_dir, "betas directory not found")
+    if input_format == "auto":
+        input_format = "nii.gz" if _beta_files(betas_dir, "nii.gz") else "hdf5"
+    found = _beta_files(betas_dir, input_format)
+    if not found:
+        raise InputError(betas_dir, f"no betas_session*.{input_format} files")
+    use = select_sessions(found, parse_sessions(sessions), betas_dir)
+    n_sessions_found = max(found)
+    func_dir = root / "nsddata" / "ppdata" / sid / space
+    roi_dir = func_dir / "roi"
+
+    # --- voxel selection mask (defines the grid and the affine) ---
+    if mask == "brainmask":
+        mask_path = func_dir / "brainmask.nii.gz"
+    elif Path(str(mask)).suffix in (".gz", ".nii") and Path(mask).is_file():
+        mask_path = Path(mask)
+    else:
+        mask_path = roi_dir / f"{mask}.nii.gz"
+        if not mask_path.is_file():
+            raise InputError(mask_path, f"mask {mask!r} not found (use nsdgeneral, brainmask, an atlas name or a NIfTI path)")
+    mask_vol, affine = load_volume(mask_path)
+    grid = mask_vol.shape
+    voxel_ijk = np.argwhere(mask_vol > 0).astype(np.int64)
+    if len(voxel_ijk) == 0:
+        raise InputError(mask_path, "mask selects no voxels")
+    sel = tuple(voxel_ijk.T)
+
+    # --- check every session's header before writing anything ---
+    for s in use:
+        path = found[s]
+        if input_format == "nii.gz":
+            img = load_nifti_header(path)
+            shape = tuple(int(v) for v in img.shape)
+            if len(shape) != 4 or shape[:3] != grid:
+                raise InputError(path, f"betas shape {shape} does not match the mask grid {grid} (+ trials)")
+            n_t = shape[3]
+        else:
+            shape, _ = _hdf5_info(path)
+            if len(shape) != 4 or shape[1:] != grid[::-1]:
+                raise InputError(path, f"/betas shape {shape} does not match the mask grid {grid} as (T, Z, Y, X)")
+            n_t = shape[0]
+        if n_t != TRIALS_PER_SESSION:
+            raise InputError(path, f"{n_t} trials; the NSD design has {TRIALS_PER_SESSION} per session")
+
+    # --- ROIs ---
+    rois, roi_files = {}, []
+    for atlas in atlases:
+        apath = roi_dir / f"{atlas}.nii.gz"
+        if not apath.is_file():
+            raise InputError(apath, f"unknown ROI atlas {atlas!r} (no such file)")
+        vol, _ = load_volume(apath, expect_shape=grid)
+        ctab = _ctab_path(root, sid, atlas)
+        names = parse_ctab(ctab)
+        labels = np.rint(vol[sel]).astype(np.int64)
+        labels[labels < 0] = 0  # -1 = not cortical
+        rois[atlas] = (labels.astype(np.int16), {k: v for k, v in names.items() if k != 0})
+        roi_files += [apath, ctab]
+
+    ncsnr, ncsnr_files = None, []
+    ncsnr_path = betas_dir / "ncsnr.nii.gz"
+    if ncsnr_path.is_file():
+        vol, _ = load_volume(ncsnr_path, expect_shape=grid)
+        ncsnr = vol[sel].astype(np.float32)
+        ncsnr_files = [ncsnr_path]
+    else:
+        log.warning("%s: not found; store will have no ncsnr", ncsnr_path)
+
+    # --- design: trial -> image ---
+    design_path = root / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat"
+    n_needed = TRIALS_PER_SESSION * max(n_sessions_found, max(use))
+    nsd_ids, shared_ids = load_design(design_path, p, n_needed)
+    design = pd.DataFrame({
+        "session": np.repeat(np.arange(1, n_needed // TRIALS_PER_SESSION + 1), TRIALS_PER_SESSION),
+        "trial": np.tile(np.arange(1, TRIALS_PER_SESSION + 1), n_needed // TRIALS_PER_SESSION),
+        "stimulus": nsd_ids.astype(np.int64),
+    })
+    # repetition counted over the subject's whole design up to that trial (= NSD subjectX_repN order)
+    design["repetition"] = design.groupby("stimulus", sort=False).cumcount().astype(np.int64)
+    design["shared"] = design["stimulus"].isin(shared_ids)
+    trials = design[design["session"].isin(use)].reset_index(drop=True)
+    trials["session"] = pd.Categorical(trials["session"], categories=use, ordered=True)
+    trials = trials.sort_values(["session", "trial"], kind="stable").reset_index(drop=True)
+    trials["session"] = trials["session"].astype(np.int64)
+
+    options = dict(subject=sid, sessions=use, beta_version=beta_version, space=space,
+                   input_format=input_format, mask=str(mask), atlases=list(atlases), zscore=bool(zscore))
+    prov = provenance([found[s] for s in use] + [mask_path, design_path] + roi_files + ncsnr_files,
+                      options, "ingest nsd")
+    attrs = {"dataset": "nsd", "subject": sid, "zscored": bool(zscore), "synthetic": False,
+             "space": space, "beta_version": beta_version, "units": "z" if zscore else "percent signal change",
+             "provenance": prov}
+
+    flat = fortran_flat_index(voxel_ijk, grid)
+    with atomic_output(out) as tmp:
+        writer = VoxelStoreWriter(tmp, len(trials), len(voxel_ijk), chunks=chunks)
+        for s in progress(use, desc=f"NSD {sid} sessions", unit="session"):
+            if input_format == "nii.gz":
+                raw = read_nifti_voxels(found[s], flat, n_volumes=TRIALS_PER_SESSION)
+            else:
+                raw = read_hdf5_voxels(found[s], voxel_ijk, grid)
+            block = raw.astype(np.float32)
+            del raw
+            block /= np.float32(BETA_SCALE)
+            if zscore:
+                block = zscore_block(block)
+            writer.append(block)
+            del block
+        writer.finish(trials, voxel_ijk, grid, affine, rois=rois, ncsnr=ncsnr, attrs=attrs)
+    return out

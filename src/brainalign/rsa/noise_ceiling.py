@@ -1,0 +1,86 @@
+"""Noise ceilings for RDM comparisons (rsatoolbox ``boot_noise_ceiling`` definitions).
+
+For subject RDMs ``r_1..r_S`` and a comparison method, each RDM is first normalised the way
+rsatoolbox's ``pool_rdm`` does for that method (ranks for spearman/tau-a, z-scores for corr,
+unit RMS for cosine) and averaged:
+
+- lower bound = mean over s of ``compare(pool(r without s), r_s)`` (leave-one-subject-out),
+- upper bound = mean over s of ``compare(pool(all r), r_s)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .compare import METHODS, _as_float_tensor, compare_paired, rank_transform
+
+
+class NoiseCeiling(NamedTuple):
+    """Lower and upper noise-ceiling bounds, plus the per-subject terms they average."""
+
+    lower: float
+    upper: float
+    lower_per_subject: np.ndarray
+    upper_per_subject: np.ndarray
+
+
+def _normalise_for_pooling(v: torch.Tensor, method: str) -> torch.Tensor:
+    v = v.to(torch.float64)
+    if method in ("spearman", "tau-a"):
+        return rank_transform(v)
+    if method == "corr":
+        v = v - v.mean(dim=-1, keepdim=True)
+        return v / v.std(dim=-1, correction=0, keepdim=True)
+    if method == "cosine":
+        return v / torch.sqrt((v ** 2).mean(dim=-1, keepdim=True))
+    raise ValueError(f"unknown comparison method {method!r}; expected one of {METHODS}")
+
+
+def pool_rdms(rdms, method: str = "spearman"):
+    """Average of RDMs after the per-method normalisation of rsatoolbox ``pool_rdm``.
+
+    Parameters
+    ----------
+    rdms : array or tensor (n_rdms, n_entries), NaN-free
+
+    Returns
+    -------
+    pooled : numpy float64 (n_entries,)
+    """
+    v = _as_float_tensor(rdms, "cpu")
+    pooled = _normalise_for_pooling(v, method).mean(0)
+    if method == "corr":
+        pooled = pooled - pooled.min()
+    return pooled.numpy()
+
+
+def noise_ceiling(subject_rdms, method: str = "spearman", device=None) -> NoiseCeiling:
+    """Lower/upper noise ceiling of a set of subject RDMs.
+
+    Parameters
+    ----------
+    subject_rdms : array or tensor (n_subjects, n_entries)
+        Condensed RDMs of the same conditions, one per subject (n_subjects >= 2).
+        Columns with a NaN in any subject are dropped.
+    method : {"spearman", "corr", "cosine", "tau-a"}
+
+    Returns
+    -------
+    NoiseCeiling(lower, upper, lower_per_subject (n_subjects,), upper_per_subject (n_subjects,))
+    """
+    v = _as_float_tensor(subject_rdms, device).to(torch.float64)
+    if v.ndim != 2 or v.shape[0] < 2:
+        raise ValueError(f"noise ceiling needs (n_subjects >= 2, n_entries), got {tuple(v.shape)}")
+    keep = ~torch.isnan(v).any(0)
+    v = v[:, keep]
+    n = v.shape[0]
+    normed = _normalise_for_pooling(v, method)
+    total = normed.sum(0, keepdim=True)
+    others = (total - normed) / (n - 1)  # (n, P): pool of all subjects but s
+    everyone = (total / n).expand_as(normed)
+    lower = compare_paired(others, v, method).cpu().numpy()
+    upper = compare_paired(everyone.contiguous(), v, method).cpu().numpy()
+    return NoiseCeiling(float(lower.mean()), float(upper.mean()), lower, upper)

@@ -1,0 +1,160 @@
+"""Representational dissimilarity matrices, computed blockwise in torch and stored condensed.
+
+Conventions follow rsatoolbox (``rsatoolbox.rdm.calc_rdm``):
+
+- ``correlation``: ``1 - Pearson r`` between two condition patterns (over channels).
+- ``euclidean``: squared Euclidean distance divided by the number of channels; with a
+  ``noise`` precision matrix ``W`` this is rsatoolbox's ``mahalanobis``:
+  ``(x_i - x_j) W (x_i - x_j)^T / n_channels``.
+- ``crossnobis``: leave-one-fold-out cross-validated Mahalanobis distance,
+  ``mean_k (mean_{l!=k} x_i^l - x_j^l) W (x_i^k - x_j^k)^T / n_channels``; unbiased, may be negative.
+
+An RDM is returned as its condensed upper triangle (row-major, diagonal excluded, as
+``scipy.spatial.distance.squareform`` and ``RDMs.get_vectors()``), length ``n*(n-1)/2``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._backend import as_tensor, like_input, n_pairs, row_start, small_work_threads
+
+METHODS = ("correlation", "euclidean", "crossnobis")
+
+#: default number of float32 elements in one block of the (rows x columns) distance matrix
+DEFAULT_BLOCK_ELEMENTS = 1 << 25
+
+
+def _kernel_terms(x: torch.Tensor, method: str, noise: torch.Tensor | None):
+    """Reduce every method to ``d_ij = scale * (g_i + g_j - 2 <L_i, R_j>)``.
+
+    Parameters
+    ----------
+    x : tensor (batch, n_cond, n_chan), or (batch, n_folds, n_cond, n_chan) for crossnobis
+    Returns
+    -------
+    left, right : tensor (batch, n_cond, m)
+    g : tensor (batch, n_cond)
+    scale : float
+    """
+    if method == "correlation":
+        z = x - x.mean(dim=-1, keepdim=True)
+        z = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True)
+        g = torch.ones(z.shape[:-1], dtype=z.dtype, device=z.device)
+        return z, z, g, 0.5
+    n_chan = x.shape[-1]
+    if method == "euclidean":
+        # distances are invariant to a common shift: centring over conditions keeps float32 accurate
+        x = x - x.mean(dim=-2, keepdim=True)
+        left = x if noise is None else x @ noise
+        g = (left * x).sum(-1)
+        return left, x, g, 1.0 / n_chan
+    if method == "crossnobis":
+        n_folds = x.shape[1]
+        if n_folds < 2:
+            raise ValueError("crossnobis needs at least 2 folds (axis -3)")
+        x = x - x.mean(dim=-2, keepdim=True)  # per fold; differences within a fold are unchanged
+        total = x.sum(dim=1)  # (batch, n_cond, n_chan)
+        w = (lambda a: a) if noise is None else (lambda a: a @ noise)
+        # sum_k (S - B_k) W B_k^T = S W S^T - sum_k B_k W B_k^T   (S = sum of folds)
+        left = torch.cat([w(total)] + [-w(x[:, k]) for k in range(n_folds)], dim=-1)
+        right = torch.cat([total] + [x[:, k] for k in range(n_folds)], dim=-1)
+        norm = float(n_folds * (n_folds - 1))
+        left = left / norm
+        g = (left * right).sum(-1)
+        return left, right, g, 1.0 / n_chan
+    raise ValueError(f"unknown RDM method {method!r}; expected one of {METHODS}")
+
+
+def _blockwise(left, right, g, scale, block_size, out_device):
+    batch, n, _ = left.shape
+    out = torch.empty((batch, n_pairs(n)), dtype=left.dtype, device=out_device)
+    i0 = 0
+    while i0 < n - 1:
+        if block_size is None:
+            rows = max(1, DEFAULT_BLOCK_ELEMENTS // max(1, batch * (n - i0)))
+        else:
+            rows = int(block_size)
+        i1 = min(n - 1, i0 + rows)
+        gram = torch.matmul(left[:, i0:i1], right[:, i0:].transpose(-1, -2))  # (batch, b, n - i0)
+        d = (g[:, i0:i1, None] + g[:, None, i0:] - 2.0 * gram) * scale
+        mask = torch.ones(i1 - i0, n - i0, dtype=torch.bool, device=d.device).triu_(diagonal=1)
+        out[:, row_start(i0, n):row_start(i1, n)] = d[:, mask].to(out_device)
+        i0 = i1
+    return out
+
+
+def compute_rdms(patterns, method: str = "correlation", noise=None, block_size: int | None = None,
+                 device=None, dtype=torch.float32):
+    """Many RDMs at once (e.g. one per time point or per subject), computed blockwise.
+
+    Parameters
+    ----------
+    patterns : array or tensor
+        (batch, n_conditions, n_channels); for ``crossnobis`` (batch, n_folds, n_conditions, n_channels).
+        For ``correlation``/``euclidean`` a 4-d input is averaged over folds first (rsatoolbox
+        averages repeated measurements of a condition).
+    method : {"correlation", "euclidean", "crossnobis"}
+    noise : array (n_channels, n_channels), optional
+        Noise precision matrix for ``euclidean`` (-> Mahalanobis) and ``crossnobis``; identity if None.
+    block_size : int, optional
+        Rows of the distance matrix computed per block (default: sized to ~128 MiB per block).
+    device : str or torch.device, optional
+        Compute device; default: the tensor's own device, CUDA if available for numpy input.
+    dtype : torch.dtype
+        Compute dtype (float32 by default).
+
+    Returns
+    -------
+    rdms : same kind as ``patterns`` (numpy array or tensor), (batch, n_conditions*(n_conditions-1)/2)
+    """
+    x = as_tensor(patterns, device=device, dtype=dtype)
+    if method not in METHODS:
+        raise ValueError(f"unknown RDM method {method!r}; expected one of {METHODS}")
+    if method == "crossnobis":
+        if x.ndim != 4:
+            raise ValueError(f"crossnobis needs (batch, n_folds, n_conditions, n_channels), got {tuple(x.shape)}")
+    else:
+        if x.ndim == 4:
+            x = x.mean(dim=1)
+        if x.ndim != 3:
+            raise ValueError(f"expected (batch, n_conditions, n_channels), got {tuple(x.shape)}")
+    n_chan = x.shape[-1]
+    w = None
+    if noise is not None:
+        if method == "correlation":
+            raise ValueError("a noise precision matrix is only used by euclidean and crossnobis")
+        w = as_tensor(noise, device=x.device, dtype=dtype)
+        if w.shape != (n_chan, n_chan):
+            raise ValueError(f"noise must be ({n_chan}, {n_chan}), got {tuple(w.shape)}")
+    if x.shape[-2] < 2:
+        raise ValueError("an RDM needs at least 2 conditions")
+    with small_work_threads(x.numel() * 4 + x.shape[0] * x.shape[-2] ** 2, x.device):
+        left, right, g, scale = _kernel_terms(x, method, w)
+        out = _blockwise(left, right, g, scale, block_size, x.device)
+    return like_input(out, patterns)
+
+
+def compute_rdm(patterns, method: str = "correlation", noise=None, block_size: int | None = None,
+                device=None, dtype=torch.float32):
+    """One RDM from condition patterns, as a condensed upper triangle.
+
+    Parameters
+    ----------
+    patterns : array or tensor
+        (n_conditions, n_channels); or (n_folds, n_conditions, n_channels): folds/repetitions,
+        cross-validated for ``crossnobis``, averaged for the other methods.
+    method, noise, block_size, device, dtype : see :func:`compute_rdms`.
+
+    Returns
+    -------
+    rdm : same kind as ``patterns``, (n_conditions*(n_conditions-1)/2,)
+    """
+    x = as_tensor(patterns, device=device, dtype=dtype)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"expected (n_conditions, n_channels) or (n_folds, n_conditions, n_channels), "
+                         f"got {tuple(x.shape)}")
+    if method == "crossnobis" and x.ndim != 3:
+        raise ValueError("crossnobis needs (n_folds, n_conditions, n_channels)")
+    out = compute_rdms(x[None], method=method, noise=noise, block_size=block_size, dtype=dtype)[0]
+    return like_input(out, patterns)

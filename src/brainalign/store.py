@@ -1,0 +1,548 @@
+"""Voxel and EEG stores: zarr v3 groups with a trial table (the stable interface, see docs/store.md).
+
+Writers: :func:`write_voxel_store` (whole arrays in memory), :class:`VoxelStoreWriter` (streaming,
+one block of trials at a time; used by ingestion), :func:`write_eeg_store` / :class:`EEGStoreWriter`.
+Readers: :func:`open_voxel_store` -> :class:`VoxelStore`, :func:`open_eeg_store` -> :class:`EEGStore`.
+All other modules read stores through these functions only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._io import atomic_output
+from .errors import InputError
+
+#: group attr ``format`` of a voxel / EEG store, and the version of the layout described in docs/store.md
+VOXEL_FORMAT = "brainalign.voxel_store"
+EEG_FORMAT = "brainalign.eeg_store"
+FORMAT_VERSION = 1
+TRIALS_FILE = "trials.parquet"
+TRIAL_COLUMNS = ("session", "trial", "stimulus", "repetition", "shared")
+
+#: default chunk shape of ``betas``: a block of trials x a block of voxels (4 MB float32)
+DEFAULT_TRIAL_CHUNK = 250
+DEFAULT_VOXEL_CHUNK = 4096
+
+
+def _compressors():
+    from zarr.codecs import BloscCodec
+
+    return [BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")]
+
+
+def _zarr():
+    import zarr
+
+    return zarr
+
+
+def repetition_index(stimuli) -> np.ndarray:
+    """0-based count of earlier presentations of each trial's stimulus.
+
+    Parameters
+    ----------
+    stimuli : array-like (n_trials,)
+
+    Returns
+    -------
+    ndarray int64 (n_trials,)
+    """
+    s = pd.Series(list(stimuli))
+    return s.groupby(s, sort=False).cumcount().to_numpy(dtype=np.int64)
+
+
+def _check_trials(trials: pd.DataFrame, n_rows: int, where) -> pd.DataFrame:
+    if not isinstance(trials, pd.DataFrame):
+        trials = pd.DataFrame(trials)
+    missing = [c for c in TRIAL_COLUMNS if c not in trials.columns]
+    if missing:
+        raise InputError(where, f"trial table lacks columns {missing}")
+    if len(trials) != n_rows:
+        raise InputError(where, f"trial table has {len(trials)} rows but the data have {n_rows} trials")
+    out = trials.reset_index(drop=True).copy()
+    for col in ("session", "trial", "repetition"):
+        out[col] = out[col].astype(np.int64)
+    out["shared"] = out["shared"].astype(bool)
+    if pd.api.types.is_numeric_dtype(out["stimulus"].dtype):
+        out["stimulus"] = out["stimulus"].astype(np.int64)
+    else:
+        out["stimulus"] = out["stimulus"].astype(str)
+    return out
+
+
+def _jsonable(obj):
+    """Round-trip through JSON so attrs hold only plain types (numpy scalars become numbers)."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+class _BlockWriter:
+    """Appends row blocks to a 2-D+ zarr array, buffering to whole chunk rows."""
+
+    def __init__(self, array, chunk_rows: int):
+        self.array = array
+        self.chunk_rows = chunk_rows
+        self.buffer = np.empty((chunk_rows,) + tuple(array.shape[1:]), dtype=array.dtype)
+        self.filled = 0  # rows in buffer
+        self.written = 0  # rows already in the array
+
+    def append(self, block: np.ndarray):
+        block = np.asarray(block, dtype=self.array.dtype)
+        if block.shape[1:] != self.buffer.shape[1:]:
+            raise ValueError(f"block shape {block.shape} does not fit rows of {self.array.shape}")
+        if self.written + self.filled + len(block) > self.array.shape[0]:
+            raise ValueError("more rows appended than the array holds")
+        pos = 0
+        while pos < len(block):
+            take = min(self.chunk_rows - self.filled, len(block) - pos)
+            self.buffer[self.filled:self.filled + take] = block[pos:pos + take]
+            self.filled += take
+            pos += take
+            if self.filled == self.chunk_rows:
+                self._flush()
+
+    def _flush(self):
+        if self.filled:
+            self.array[self.written:self.written + self.filled] = self.buffer[: self.filled]
+            self.written += self.filled
+            self.filled = 0
+
+    def close(self):
+        self._flush()
+        if self.written != self.array.shape[0]:
+            raise ValueError(f"{self.written} rows written, {self.array.shape[0]} expected")
+        self.buffer = None
+
+
+class VoxelStoreWriter:
+    """Streaming writer of a voxel store into an (empty, temporary) directory.
+
+    Use inside :func:`brainalign._io.atomic_output`; ``append`` blocks of trials in order, then
+    ``finish``. Memory: one chunk row of ``betas`` (chunk_rows x n_voxels float32).
+
+    Parameters
+    ----------
+    path : Path
+        Directory to create (must not exist).
+    n_trials, n_voxels : int
+        Final shape of ``betas``.
+    chunks : (int, int), optional
+        Chunk shape of ``betas``; default (250, 4096) clipped to the shape.
+    """
+
+    def __init__(self, path, n_trials: int, n_voxels: int, chunks=None):
+        zarr = _zarr()
+        self.path = Path(path)
+        self.n_trials, self.n_voxels = int(n_trials), int(n_voxels)
+        if chunks is None:
+            chunks = (DEFAULT_TRIAL_CHUNK, DEFAULT_VOXEL_CHUNK)
+        chunks = (max(1, min(chunks[0], self.n_trials)), max(1, min(chunks[1], self.n_voxels)))
+        self.group = zarr.open_group(str(self.path), mode="w-", zarr_format=3)
+        betas = self.group.create_array(
+            "betas", shape=(self.n_trials, self.n_voxels), chunks=chunks, dtype="float32",
+            compressors=_compressors(), fill_value=np.float32("nan"),
+        )
+        self._rows = _BlockWriter(betas, chunks[0])
+
+    def append(self, block):
+        """Append trials: float (n_block_trials, n_voxels)."""
+        self._rows.append(block)
+
+    def finish(self, trials, voxel_ijk, grid_shape, affine, rois=None, ncsnr=None, attrs=None):
+        """Write the remaining arrays, the trial table and the group attrs (see :func:`write_voxel_store`)."""
+        self._rows.close()
+        _write_voxel_meta(self.group, self.path, self.n_trials, self.n_voxels, trials, voxel_ijk,
+                          grid_shape, affine, rois, ncsnr, attrs)
+
+
+def _write_voxel_meta(group, path, n_trials, n_voxels, trials, voxel_ijk, grid_shape, affine, rois,
+                      ncsnr, attrs):
+    voxel_ijk = np.asarray(voxel_ijk)
+    if voxel_ijk.shape != (n_voxels, 3):
+        raise ValueError(f"voxel_ijk has shape {voxel_ijk.shape}, expected ({n_voxels}, 3)")
+    grid_shape = [int(v) for v in grid_shape]
+    if len(grid_shape) != 3:
+        raise ValueError(f"grid_shape must have 3 entries, got {grid_shape}")
+    if n_voxels and (voxel_ijk.min() < 0 or np.any(voxel_ijk.max(axis=0) >= np.array(grid_shape))):
+        raise ValueError("voxel_ijk outside grid_shape")
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise ValueError(f"affine must be 4x4, got {affine.shape}")
+    trials = _check_trials(trials, n_trials, path)
+    group.create_array("voxel_ijk", data=voxel_ijk.astype(np.int32), chunks=(max(1, n_voxels), 3))
+    if ncsnr is not None:
+        ncsnr = np.asarray(ncsnr, dtype=np.float32)
+        if ncsnr.shape != (n_voxels,):
+            raise ValueError(f"ncsnr has shape {ncsnr.shape}, expected ({n_voxels},)")
+        group.create_array("ncsnr", data=ncsnr, chunks=(max(1, n_voxels),))
+    roi_group = group.create_group("roi")
+    for name, value in (rois or {}).items():
+        if isinstance(value, tuple):
+            labels, names = value
+            labels = np.asarray(labels)
+            arr = roi_group.create_array(name, data=labels.astype(np.int16), chunks=(max(1, n_voxels),))
+            arr.attrs["kind"] = "labels"
+            arr.attrs["labels"] = {str(int(k)): str(v) for k, v in sorted(names.items()) if int(k) != 0}
+        else:
+            member = np.asarray(value)
+            if member.dtype != bool:
+                raise ValueError(f"ROI {name!r}: pass a bool membership array or (int labels, names)")
+            arr = roi_group.create_array(name, data=member, chunks=(max(1, n_voxels),))
+            arr.attrs["kind"] = "membership"
+        if arr.shape != (n_voxels,):
+            raise ValueError(f"ROI {name!r} has shape {arr.shape}, expected ({n_voxels},)")
+    trials.to_parquet(Path(path) / TRIALS_FILE, index=False)
+    meta = {"dataset": "unknown", "subject": "unknown", "zscored": False, "synthetic": False, "provenance": {}}
+    meta.update(attrs or {})
+    meta.update({"grid_shape": grid_shape, "affine": affine.tolist(),
+                 "format": VOXEL_FORMAT, "format_version": FORMAT_VERSION})
+    group.attrs.update(_jsonable(meta))
+
+
+def write_voxel_store(path, betas, trials, voxel_ijk, grid_shape, affine, rois=None, ncsnr=None,
+                      attrs=None, chunks=None):
+    """Write a complete voxel store atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output ``*.zarr`` directory (replaced if it exists).
+    betas : array-like float (n_trials, n_voxels)
+    trials : pandas.DataFrame (n_trials rows)
+        Columns ``session`` (1-based), ``trial`` (1-based in session), ``stimulus`` (int or str),
+        ``repetition`` (0-based), ``shared`` (bool); extra columns are kept.
+    voxel_ijk : int array (n_voxels, 3)
+        Voxel indices in the source grid.
+    grid_shape : (X, Y, Z)
+    affine : (4, 4) voxel-to-world matrix of the grid.
+    rois : dict, optional
+        ``name -> bool (n_voxels,)`` membership (overlapping masks) or
+        ``name -> (int (n_voxels,) labels, {label: label_name})`` for an exclusive atlas (0 = unlabelled).
+    ncsnr : float (n_voxels,), optional
+    attrs : dict, optional
+        Group attrs: ``dataset``, ``subject``, ``zscored``, ``synthetic``, ``provenance``, ...
+    chunks : (int, int), optional
+        Chunk shape of ``betas``.
+
+    Returns
+    -------
+    Path
+    """
+    betas = np.asarray(betas, dtype=np.float32)
+    if betas.ndim != 2:
+        raise ValueError(f"betas must be 2-D (n_trials, n_voxels), got {betas.shape}")
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        w = VoxelStoreWriter(tmp, betas.shape[0], betas.shape[1], chunks=chunks)
+        w.append(betas)
+        w.finish(trials, voxel_ijk, grid_shape, affine, rois=rois, ncsnr=ncsnr, attrs=attrs)
+    return path
+
+
+class _Store:
+    """Common reader behaviour: group, attrs, trial table."""
+
+    _format = None
+    _data_name = None
+
+    def __init__(self, path):
+        zarr = _zarr()
+        self.path = Path(path)
+        if not (self.path / "zarr.json").is_file():
+            raise InputError(self.path, "not a store (missing, or an incomplete/killed write)")
+        try:
+            self.group = zarr.open_group(str(self.path), mode="r")
+        except Exception as exc:  # corrupt metadata
+            raise InputError(self.path, f"cannot open as a zarr group: {exc}") from exc
+        self.attrs = dict(self.group.attrs)
+        if self.attrs.get("format") != self._format:
+            raise InputError(self.path, f"not a {self._format} (group attr format={self.attrs.get('format')!r}); "
+                                        "incomplete or a different kind of store")
+        if self._data_name not in self.group:
+            raise InputError(self.path, f"store has no {self._data_name!r} array")
+        tpath = self.path / TRIALS_FILE
+        if not tpath.is_file():
+            raise InputError(tpath, "trial table missing")
+        self.trials = pd.read_parquet(tpath)
+        n = self.group[self._data_name].shape[0]
+        if len(self.trials) != n:
+            raise InputError(tpath, f"{len(self.trials)} rows but {self._data_name} has {n} trials")
+
+    def __repr__(self):
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def _stimulus_codes(self, stimuli):
+        """Unique stimulus ids (requested order or sorted) and the code of every trial (-1 = not used)."""
+        col = self.trials["stimulus"].to_numpy()
+        if stimuli is None:
+            ids = np.unique(col)
+        else:
+            ids = np.asarray(list(stimuli), dtype=col.dtype)
+            if len(set(ids.tolist())) != len(ids):
+                raise InputError(self.path, "requested stimuli contain duplicates")
+            present = set(col.tolist())
+            missing = [s for s in ids.tolist() if s not in present]
+            if missing:
+                raise InputError(self.path, f"{len(missing)} requested stimuli are not in the store, e.g. {missing[:5]}")
+        lookup = pd.Index(ids)
+        codes = lookup.get_indexer(col)
+        return ids, codes
+
+    def _mean_rows(self, array, stimuli, select):
+        """Average rows of ``array`` over repetitions; ``select(block) -> block`` picks columns."""
+        from scipy import sparse
+
+        ids, codes = self._stimulus_codes(stimuli)
+        n_stim = len(ids)
+        n_reps = np.bincount(codes[codes >= 0], minlength=n_stim).astype(np.int64)
+        step = array.chunks[0]
+        sums = None
+        for r0 in range(0, array.shape[0], step):
+            c = codes[r0:r0 + step]
+            use = c >= 0
+            if not use.any():
+                continue
+            block = select(array[r0:r0 + step]).astype(np.float64)
+            block = block.reshape(block.shape[0], -1)
+            ind = sparse.csr_matrix((np.ones(use.sum()), (c[use], np.flatnonzero(use))),
+                                    shape=(n_stim, len(c)))
+            part = ind @ block
+            sums = part if sums is None else sums + part
+        if sums is None:
+            sums = np.zeros((n_stim, select(array[0:1]).reshape(1, -1).shape[1]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = (sums / n_reps[:, None]).astype(np.float32)
+        return ids, means, n_reps
+
+
+class VoxelStore(_Store):
+    """Reader of a voxel store (see :func:`open_voxel_store`)."""
+
+    _format = VOXEL_FORMAT
+    _data_name = "betas"
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.betas = self.group["betas"]
+        self.voxel_ijk = np.asarray(self.group["voxel_ijk"][...])
+        self.grid_shape = tuple(int(v) for v in self.attrs["grid_shape"])
+        self.affine = np.asarray(self.attrs["affine"], dtype=np.float64)
+        self.ncsnr = np.asarray(self.group["ncsnr"][...]) if "ncsnr" in self.group else None
+        self._rois = {}
+        if "roi" in self.group:
+            roi = self.group["roi"]
+            for name in sorted(roi.array_keys()):
+                arr = roi[name]
+                self._rois[name] = (dict(arr.attrs), arr)
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.betas.shape[1])
+
+    @property
+    def n_trials(self) -> int:
+        return int(self.betas.shape[0])
+
+    def roi_atlases(self) -> list[str]:
+        """Names of the integer-label atlases (``roi/<atlas>``)."""
+        return [n for n, (a, _) in self._rois.items() if a.get("kind") == "labels"]
+
+    def roi_labels(self, atlas: str):
+        """Integer labels of an atlas and its ``{int: name}`` table.
+
+        Returns
+        -------
+        labels : int16 ndarray (n_voxels,)
+        names : dict[int, str]
+        """
+        if atlas not in self.roi_atlases():
+            raise InputError(self.path, f"no ROI atlas {atlas!r}; atlases: {self.roi_atlases()}")
+        a, arr = self._rois[atlas]
+        return np.asarray(arr[...]), {int(k): v for k, v in a.get("labels", {}).items()}
+
+    def roi_names(self) -> list[str]:
+        """All ROI names: ``"atlas/label"`` for atlas labels, plain names for membership masks."""
+        names = []
+        for name, (a, _) in self._rois.items():
+            if a.get("kind") == "labels":
+                for k in sorted(a.get("labels", {}), key=int):
+                    names.append(f"{name}/{a['labels'][k]}")
+            else:
+                names.append(name)
+        return names
+
+    def roi_mask(self, name: str) -> np.ndarray:
+        """Boolean voxel mask (n_voxels,) of ``"atlas/label"``, ``"atlas"`` (any label > 0) or a membership ROI."""
+        if name in self._rois:
+            a, arr = self._rois[name]
+            values = np.asarray(arr[...])
+            return values.astype(bool) if a.get("kind") != "labels" else values > 0
+        atlas, sep, label = name.partition("/")
+        if sep and atlas in self._rois and self._rois[atlas][0].get("kind") == "labels":
+            a, arr = self._rois[atlas]
+            keys = [int(k) for k, v in a.get("labels", {}).items() if v == label]
+            if keys:
+                return np.isin(np.asarray(arr[...]), keys)
+        raise InputError(self.path, f"unknown ROI {name!r}; known: {self.roi_names() + list(self._rois)}")
+
+    def _voxel_index(self, voxels):
+        if voxels is None:
+            return slice(None)
+        if isinstance(voxels, str):
+            return np.flatnonzero(self.roi_mask(voxels))
+        v = np.asarray(voxels)
+        if v.dtype == bool:
+            if v.shape != (self.n_voxels,):
+                raise InputError(self.path, f"voxel mask has shape {v.shape}, expected ({self.n_voxels},)")
+            return np.flatnonzero(v)
+        return v.astype(np.int64)
+
+    def mean_by_stimulus(self, stimuli=None, voxels=None):
+        """Average betas over the repetitions of each stimulus.
+
+        Parameters
+        ----------
+        stimuli : sequence, optional
+            Stimulus ids (same type as ``trials.stimulus``) in the wanted order; default all, sorted.
+        voxels : bool (n_voxels,), int indices, or an ROI name, optional
+
+        Returns
+        -------
+        stimulus_ids : ndarray (n_stimuli,)
+        means : float32 ndarray (n_stimuli, n_voxels_selected)
+        n_reps : int64 ndarray (n_stimuli,)
+        """
+        idx = self._voxel_index(voxels)
+        return self._mean_rows(self.betas, stimuli, lambda b: b[:, idx])
+
+    def to_nifti(self, values, fill_value=0.0):
+        """Put per-voxel values back into the source grid.
+
+        Parameters
+        ----------
+        values : array (n_voxels,) or (n_voxels, k)
+        fill_value : float
+            Value outside the stored voxels.
+
+        Returns
+        -------
+        nibabel.Nifti1Image of shape grid_shape (+ (k,)) with the store's affine.
+        """
+        import nibabel as nib
+
+        values = np.asarray(values)
+        if values.shape[0] != self.n_voxels:
+            raise InputError(self.path, f"{values.shape[0]} values for {self.n_voxels} voxels")
+        dtype = np.float32 if values.dtype.kind in "fb" or np.isnan(fill_value) else values.dtype
+        vol = np.full(self.grid_shape + values.shape[1:], fill_value, dtype=dtype)
+        i, j, k = self.voxel_ijk.T
+        vol[i, j, k] = values
+        return nib.Nifti1Image(vol, self.affine)
+
+
+def open_voxel_store(path) -> VoxelStore:
+    """Open a voxel store for reading; raises InputError if missing, incomplete or not a voxel store."""
+    return VoxelStore(path)
+
+
+# ---------------------------------------------------------------------------------------------- EEG
+
+
+class EEGStoreWriter:
+    """Streaming writer of an EEG store (``eeg`` float32 (n_trials, n_channels, n_times)).
+
+    Parameters
+    ----------
+    path : Path
+        Directory to create (must not exist).
+    n_trials, n_channels, n_times : int
+    trial_chunk : int
+        Trials per chunk.
+    """
+
+    def __init__(self, path, n_trials, n_channels, n_times, trial_chunk=256):
+        zarr = _zarr()
+        self.path = Path(path)
+        self.n_trials = int(n_trials)
+        chunk = max(1, min(trial_chunk, self.n_trials))
+        self.group = zarr.open_group(str(self.path), mode="w-", zarr_format=3)
+        arr = self.group.create_array(
+            "eeg", shape=(self.n_trials, int(n_channels), int(n_times)),
+            chunks=(chunk, int(n_channels), int(n_times)), dtype="float32",
+            compressors=_compressors(), fill_value=np.float32("nan"),
+        )
+        self._rows = _BlockWriter(arr, chunk)
+
+    def append(self, block):
+        """Append trials: float (n_block_trials, n_channels, n_times)."""
+        self._rows.append(block)
+
+    def finish(self, trials, ch_names, times, attrs=None):
+        self._rows.close()
+        shape = self._rows.array.shape
+        ch_names = [str(c) for c in ch_names]
+        times = [float(t) for t in np.asarray(times).ravel()]
+        if len(ch_names) != shape[1] or len(times) != shape[2]:
+            raise ValueError(f"{len(ch_names)} channel names / {len(times)} times for eeg of shape {shape}")
+        trials = _check_trials(trials, self.n_trials, self.path)
+        trials.to_parquet(self.path / TRIALS_FILE, index=False)
+        meta = {"dataset": "unknown", "subject": "unknown", "zscored": False, "synthetic": False, "provenance": {}}
+        meta.update(attrs or {})
+        meta.update({"ch_names": ch_names, "times": times, "format": EEG_FORMAT, "format_version": FORMAT_VERSION})
+        self.group.attrs.update(_jsonable(meta))
+
+
+def write_eeg_store(path, eeg, trials, ch_names, times, attrs=None):
+    """Write a complete EEG store atomically.
+
+    Parameters
+    ----------
+    eeg : float (n_trials, n_channels, n_times)
+    trials : pandas.DataFrame, one row per trial (condition x repetition), columns as in the voxel store
+    ch_names : list[str] (n_channels,)
+    times : float (n_times,) seconds
+    attrs : dict, optional
+    """
+    eeg = np.asarray(eeg, dtype=np.float32)
+    if eeg.ndim != 3:
+        raise ValueError(f"eeg must be 3-D (n_trials, n_channels, n_times), got {eeg.shape}")
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        w = EEGStoreWriter(tmp, *eeg.shape)
+        w.append(eeg)
+        w.finish(trials, ch_names, times, attrs)
+    return path
+
+
+class EEGStore(_Store):
+    """Reader of an EEG store (see :func:`open_eeg_store`)."""
+
+    _format = EEG_FORMAT
+    _data_name = "eeg"
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.eeg = self.group["eeg"]
+        self.ch_names = list(self.attrs["ch_names"])
+        self.times = np.asarray(self.attrs["times"], dtype=np.float64)
+
+    def mean_by_stimulus(self, stimuli=None):
+        """Average trials over repetitions.
+
+        Returns
+        -------
+        stimulus_ids : ndarray (n_stimuli,)
+        means : float32 (n_stimuli, n_channels, n_times)
+        n_reps : int64 (n_stimuli,)
+        """
+        ids, means, n = self._mean_rows(self.eeg, stimuli, lambda b: b)
+        return ids, means.reshape((len(ids),) + tuple(self.eeg.shape[1:])), n
+
+
+def open_eeg_store(path) -> EEGStore:
+    """Open an EEG store for reading; raises InputError if missing, incomplete or not an EEG store."""
+    return EEGStore(path)

@@ -1,0 +1,215 @@
+"""Evaluations of synthetic fMRI (methods.md §2.4 / §2.5), on plain arrays.
+
+Claim 1 (noise comparison), per ROI, on held-out images with real repetitions ``x_{m,r}`` and synthetic
+pattern ``s_m``::
+
+    c_syn(m)  = mean_r          corr_voxels(s_m, x_{m,r})
+    c_real(m) = mean_{r != r'}  corr_voxels(x_{m,r}, x_{m,r'})
+
+paired across images (Wilcoxon signed-rank and paired t-test). Per-voxel variant: the same with
+correlations across images. Split-half ceiling: corr(mean of first half of reps, mean of second half).
+Patterns are taken relative to the encoder's training mean per voxel (training statistics only) so the
+voxel mean pattern does not inflate both sides. ``c_syn > c_real`` is expected when the prediction
+approximates the noise-free response; it is not "better than the brain".
+
+Claim 2 (decoding): an L2 logistic regression on row-z-scored patterns, trained on synthetic responses to
+images never shown in the scanner, tested on real (repetition-averaged) responses to held-out images,
+beside the same classifier trained on real responses (stratified K-fold over the real test images).
+Balanced accuracy, chance = 1 / n_classes, one-sided permutation p-value (labels of the test set
+permuted against the fixed predictions, fixed seed; for the real baseline the same test on the pooled
+cross-validated predictions, which is conservative).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def _row_corr(a, b):
+    """Pearson r between matching rows of a and b (n, k) -> (n,)."""
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+
+
+def _col_corr(a, b):
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def claim1_patterns(synthetic, reps) -> pd.DataFrame:
+    """Pattern correlations per image.
+
+    Parameters
+    ----------
+    synthetic : ndarray (n_images, n_voxels)
+    reps : ndarray (n_images, max_reps, n_voxels), NaN-padded real repetitions
+
+    Returns
+    -------
+    DataFrame per image with ≥ 2 reps: image (row index), n_reps, c_syn, c_real, c_split_half
+    """
+    synthetic = np.asarray(synthetic, dtype=np.float64)
+    reps = np.asarray(reps, dtype=np.float64)
+    n_reps = (~np.isnan(reps[:, :, 0])).sum(1)
+    rows = []
+    for m in np.flatnonzero(n_reps >= 2):
+        x = reps[m, : n_reps[m]]
+        c_syn = _row_corr(np.broadcast_to(synthetic[m], x.shape), x).mean()
+        R = np.corrcoef(x)
+        c_real = R[~np.eye(len(x), dtype=bool)].mean()
+        h = len(x) // 2
+        c_half = np.corrcoef(x[:h].mean(0), x[h:].mean(0))[0, 1]
+        rows.append({"image": int(m), "n_reps": int(n_reps[m]), "c_syn": c_syn, "c_real": c_real,
+                     "c_split_half": c_half})
+    return pd.DataFrame(rows, columns=["image", "n_reps", "c_syn", "c_real", "c_split_half"])
+
+
+def claim1_voxels(synthetic, reps, min_images: int = 5) -> pd.DataFrame:
+    """Per-voxel variant: correlations across images.
+
+    ``c_syn_v = mean_r corr_images(s, x_r)`` over images that have repetition r; ``c_real_v`` = mean over
+    ordered pairs r != r' of ``corr_images(x_r, x_r')`` over images that have both.
+
+    Returns
+    -------
+    DataFrame per voxel: voxel (column index), c_syn, c_real
+    """
+    synthetic = np.asarray(synthetic, dtype=np.float64)
+    reps = np.asarray(reps, dtype=np.float64)
+    has = ~np.isnan(reps[:, :, 0])
+    R = reps.shape[1]
+    syn, real = [], []
+    for r in range(R):
+        if has[:, r].sum() >= min_images:
+            syn.append(_col_corr(synthetic[has[:, r]], reps[has[:, r], r]))
+        for q in range(R):
+            both = has[:, r] & has[:, q]
+            if q != r and both.sum() >= min_images:
+                real.append(_col_corr(reps[both, r], reps[both, q]))
+    nv = reps.shape[2]
+    c_syn = np.mean(syn, axis=0) if syn else np.full(nv, np.nan)
+    c_real = np.mean(real, axis=0) if real else np.full(nv, np.nan)
+    return pd.DataFrame({"voxel": np.arange(nv), "c_syn": c_syn, "c_real": c_real})
+
+
+def paired_tests(a, b) -> dict:
+    """Paired comparison of a vs b (NaN pairs dropped): mean difference, Wilcoxon, paired t-test."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
+    out = {"n": int(ok.sum()), "mean_a": float(np.mean(a)) if a.size else np.nan,
+           "mean_b": float(np.mean(b)) if b.size else np.nan,
+           "mean_diff": float(np.mean(a - b)) if a.size else np.nan,
+           "wilcoxon_stat": np.nan, "wilcoxon_p": np.nan, "ttest_t": np.nan, "ttest_p": np.nan}
+    if a.size >= 3 and np.any(a != b):
+        w = stats.wilcoxon(a, b)
+        t = stats.ttest_rel(a, b)
+        out.update(wilcoxon_stat=float(w.statistic), wilcoxon_p=float(w.pvalue), ttest_t=float(t.statistic),
+                   ttest_p=float(t.pvalue))
+    return out
+
+
+def zscore_rows(X):
+    """z-score each pattern across its voxels."""
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(1, keepdims=True)
+    sd[sd < 1e-12] = 1.0
+    return (X - X.mean(1, keepdims=True)) / sd
+
+
+def make_classifier(C: float = 1.0, seed: int = 0):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=2000, random_state=seed)
+
+
+def permutation_p(y_true, y_pred, n_permutations: int = 1000, seed: int = 0):
+    """Balanced accuracy and one-sided p-value from permuting the true labels against fixed predictions."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    obs = balanced_accuracy_score(y_true, y_pred)
+    rng = np.random.default_rng(seed)
+    null = np.array([balanced_accuracy_score(rng.permutation(y_true), y_pred) for _ in range(n_permutations)])
+    return float(obs), float((1 + np.sum(null >= obs)) / (1 + n_permutations))
+
+
+def decode_synthetic_to_real(syn_X, syn_y, real_X, real_y, n_per_class=(10, 50, 100, 500, 1000), n_repeats=5,
+                             C: float = 1.0, n_permutations: int = 1000, seed: int = 0, syn_noise_sd=None,
+                             real_folds: int = 5) -> pd.DataFrame:
+    """Sweep the number of synthetic training samples per class; test on real responses.
+
+    Parameters
+    ----------
+    syn_X : ndarray (n_syn, n_voxels)
+        Synthetic responses to images never shown in the scanner; ``syn_y`` their classes.
+    real_X : ndarray (n_real, n_voxels)
+        Real responses (repetition-averaged) to held-out images; ``real_y`` their classes.
+    n_per_class : sequence of int
+        Synthetic samples per class; values above the available images per class are dropped unless
+        ``syn_noise_sd`` is given (then images are resampled with replacement and Gaussian noise with
+        per-voxel sd ``syn_noise_sd`` is added).
+    n_repeats : int
+        Random draws per N (balanced accuracy averaged; p-value from the first draw's predictions).
+
+    Returns
+    -------
+    DataFrame rows: train ("synthetic" | "real"), n_per_class, balanced_accuracy, sd, chance, p_value,
+    n_classes, n_train, n_test
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    syn_X = np.asarray(syn_X, dtype=np.float64)
+    real_X = np.asarray(real_X, dtype=np.float64)
+    syn_y = np.asarray(syn_y).astype(str)
+    real_y = np.asarray(real_y).astype(str)
+    classes = sorted(set(syn_y) & set(real_y))
+    if len(classes) < 2:
+        raise ValueError(f"need >= 2 classes present in both synthetic and real data, have {classes}")
+    keep_s = np.isin(syn_y, classes)
+    keep_r = np.isin(real_y, classes)
+    syn_X, syn_y, real_X, real_y = syn_X[keep_s], syn_y[keep_s], real_X[keep_r], real_y[keep_r]
+    chance = 1.0 / len(classes)
+    Zr = zscore_rows(real_X)
+    rng = np.random.default_rng(seed)
+    per_class = {c: np.flatnonzero(syn_y == c) for c in classes}
+    available = min(len(v) for v in per_class.values())
+    rows = []
+    for n in sorted(set(int(v) for v in n_per_class)):
+        if n > available and syn_noise_sd is None:
+            continue
+        accs, p = [], np.nan
+        for rep in range(n_repeats):
+            idx = np.concatenate([rng.choice(per_class[c], size=n, replace=n > len(per_class[c])) for c in classes])
+            Xs = syn_X[idx]
+            if syn_noise_sd is not None:
+                Xs = Xs + rng.normal(size=Xs.shape) * np.asarray(syn_noise_sd)[None, :]
+            clf = make_classifier(C, seed).fit(zscore_rows(Xs), syn_y[idx])
+            pred = clf.predict(Zr)
+            if rep == 0:
+                acc, p = permutation_p(real_y, pred, n_permutations, seed)
+            else:
+                from sklearn.metrics import balanced_accuracy_score
+
+                acc = balanced_accuracy_score(real_y, pred)
+            accs.append(acc)
+        rows.append({"train": "synthetic", "n_per_class": n, "balanced_accuracy": float(np.mean(accs)),
+                     "sd": float(np.std(accs)), "chance": chance, "p_value": p, "n_classes": len(classes),
+                     "n_train": n * len(classes), "n_test": len(real_y)})
+    # baseline: the same classifier trained on real responses (stratified K-fold over the real images)
+    counts = pd.Series(real_y).value_counts()
+    k = int(min(real_folds, counts.min()))
+    if k >= 2:
+        cv = StratifiedKFold(k, shuffle=True, random_state=seed)
+        pred = cross_val_predict(make_classifier(C, seed), Zr, real_y, cv=cv)
+        score, p = permutation_p(real_y, pred, n_permutations, seed)
+        rows.append({"train": "real", "n_per_class": int(round(counts.mean() * (k - 1) / k)),
+                     "balanced_accuracy": float(score), "sd": np.nan, "chance": chance, "p_value": float(p),
+                     "n_classes": len(classes), "n_train": int(len(real_y) * (k - 1) / k), "n_test": len(real_y)})
+    return pd.DataFrame(rows)

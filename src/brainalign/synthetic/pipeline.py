@@ -1,0 +1,198 @@
+"""``brainalign synthesize --evaluate``: claim-1 and claim-2 evaluations from stores, tables and figures.
+
+Output directory (atomic)::
+
+    claim1_images.parquet   roi, image, stimulus, n_reps, c_syn, c_real, c_split_half
+    claim1_voxels.parquet   roi, voxel (store index), c_syn, c_real
+    claim1_tests.parquet    roi, level (image|voxel), n, mean_a (syn), mean_b (real), mean_diff, wilcoxon_*, ttest_*
+    decoding.parquet        roi, train (synthetic|real), n_per_class, balanced_accuracy, sd, chance, p_value, ...
+    figures/claim1.png, figures/decoding.png
+    summary.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_output
+from ..errors import InputError
+from . import evaluate as ev
+
+log = logging.getLogger(__name__)
+
+
+def category_lookup(categories=None) -> callable:
+    """stimulus id (str) -> category or None. Table if given; otherwise the part before the first '/'."""
+    table = None
+    if categories is not None:
+        from ..encoding.splits import read_category_table
+
+        table = categories if isinstance(categories, pd.Series) else read_category_table(categories)
+
+    def get(s):
+        s = str(s)
+        if table is not None:
+            v = table.get(s)
+            return None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+        return s.split("/", 1)[0] if "/" in s else None
+
+    return get
+
+
+def _voxel_train_mean(enc) -> np.ndarray:
+    mu = np.zeros(enc.n_voxels, dtype=np.float64)
+    for name, model in enc.models.items():
+        mu[enc.voxels[name]] = model.y_mean
+    return mu
+
+
+def _voxel_noise_sd(enc) -> np.ndarray:
+    """Per-voxel residual sd from training CV: y_scale * sqrt(1 - cv_r2)."""
+    sd = np.zeros(enc.n_voxels, dtype=np.float64)
+    for name, model in enc.models.items():
+        sd[enc.voxels[name]] = model.y_scale * np.sqrt(np.clip(1 - np.nan_to_num(model.cv_r2), 0, 1))
+    return sd
+
+
+def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=None, rois=None,
+                   n_per_class=(10, 25, 50, 100, 250, 500, 1000), n_repeats: int = 5, n_permutations: int = 1000,
+                   seed: int = 0, syn_noise: bool = False, figure: bool = True) -> dict:
+    """Claim-1 and claim-2 evaluations for one subject (see :mod:`brainalign.synthetic.evaluate`)."""
+    from ..encoding.model import VoxelwiseEncoder
+    from ..encoding.pipeline import load_test_repetitions
+    from ..store import open_voxel_store
+
+    enc = VoxelwiseEncoder.load(encoder_dir)
+    real = open_voxel_store(real_store)
+    syn = open_voxel_store(synthetic_store)
+    if syn.n_voxels != enc.n_voxels:
+        raise InputError(synthetic_store, f"{syn.n_voxels} voxels, the encoder has {enc.n_voxels}")
+    voxels = np.asarray(enc.geometry["store_voxel"])
+    if voxels.max() >= real.n_voxels:
+        raise InputError(real_store, "voxel indices of the encoder exceed this store (different store?)")
+    roi_masks = enc.roi_masks()
+    if rois:
+        unknown = [r for r in rois if r not in roi_masks]
+        if unknown:
+            raise InputError("--rois", f"unknown ROIs {unknown}; encoder ROIs: {list(roi_masks)}")
+        roi_masks = {r: roi_masks[r] for r in rois}
+    roi_masks = {"all": np.ones(enc.n_voxels, bool), **roi_masks}
+    roi_masks = {k: v for k, v in roi_masks.items() if v.sum() >= 2}
+    mu = _voxel_train_mean(enc)
+
+    syn_ids = syn.trials["stimulus"].astype(str).to_numpy()
+    syn_row = {s: i for i, s in enumerate(syn_ids)}
+    real_native = {str(x): x for x in np.unique(real.trials["stimulus"].to_numpy()).tolist()}
+    test = [s for s in enc.meta.get("test_stimuli", []) if s in syn_row and s in real_native]
+    summary = {"n_test_images": len(test), "rois": list(roi_masks)}
+    img_tables, vox_tables, tests, dec_tables = [], [], [], []
+
+    real_mean = None
+    if test:
+        reps, n_reps = load_test_repetitions(real, [real_native[s] for s in test], voxels)
+        S = np.asarray(syn.betas.get_orthogonal_selection((np.array([syn_row[s] for s in test]), slice(None))))
+        with np.errstate(invalid="ignore"):
+            real_mean = np.nanmean(reps, axis=1)
+        for roi, m in roi_masks.items():
+            s_c = S[:, m] - mu[m]
+            r_c = reps[:, :, m] - mu[m]
+            ti = ev.claim1_patterns(s_c, r_c)
+            ti.insert(0, "roi", roi)
+            ti["stimulus"] = [test[i] for i in ti["image"]]
+            img_tables.append(ti)
+            tv = ev.claim1_voxels(s_c, r_c)
+            tv["voxel"] = voxels[m]
+            tv.insert(0, "roi", roi)
+            vox_tables.append(tv)
+            tests.append({"roi": roi, "level": "image", **ev.paired_tests(ti["c_syn"], ti["c_real"])})
+            tests.append({"roi": roi, "level": "voxel", **ev.paired_tests(tv["c_syn"], tv["c_real"])})
+    else:
+        warnings.warn("no encoder test stimulus is in both stores: claim-1 skipped", UserWarning, stacklevel=2)
+
+    # decoding: synthetic responses to never-shown images -> real responses to held-out images
+    cat = category_lookup(categories)
+    pool = [i for i, s in enumerate(syn_ids) if s not in real_native and cat(s) is not None]
+    test_lab = [(k, cat(s)) for k, s in enumerate(test) if cat(s) is not None]
+    if pool and test_lab and real_mean is not None:
+        Xs_all = np.asarray(syn.betas.get_orthogonal_selection((np.array(pool), slice(None))))
+        ys = np.array([cat(syn_ids[i]) for i in pool])
+        rows = np.array([k for k, _ in test_lab])
+        yr = np.array([c for _, c in test_lab])
+        noise = _voxel_noise_sd(enc) if syn_noise else None
+        for roi, m in roi_masks.items():
+            try:
+                d = ev.decode_synthetic_to_real(Xs_all[:, m], ys, real_mean[rows][:, m], yr, n_per_class, n_repeats,
+                                                n_permutations=n_permutations, seed=seed,
+                                                syn_noise_sd=None if noise is None else noise[m])
+            except ValueError as exc:
+                warnings.warn(f"decoding skipped for {roi}: {exc}", UserWarning, stacklevel=2)
+                continue
+            d.insert(0, "roi", roi)
+            dec_tables.append(d)
+        summary["decoding_classes"] = sorted(set(yr) & set(ys))
+    else:
+        warnings.warn("decoding skipped: needs synthetic stimuli never shown in the scanner and held-out real "
+                      "stimuli, both with categories", UserWarning, stacklevel=2)
+
+    t_img = pd.concat(img_tables, ignore_index=True) if img_tables else pd.DataFrame()
+    t_vox = pd.concat(vox_tables, ignore_index=True) if vox_tables else pd.DataFrame()
+    t_tests = pd.DataFrame(tests)
+    t_dec = pd.concat(dec_tables, ignore_index=True) if dec_tables else pd.DataFrame()
+    summary["claim1"] = t_tests.to_dict("records")
+    if len(t_dec):
+        best = t_dec[t_dec["train"] == "synthetic"].sort_values("n_per_class").groupby("roi").tail(1)
+        summary["decoding_largest_n"] = best.to_dict("records")
+    with atomic_output(out) as tmp:
+        tmp.mkdir(parents=True)
+        t_img.to_parquet(tmp / "claim1_images.parquet", index=False)
+        t_vox.to_parquet(tmp / "claim1_voxels.parquet", index=False)
+        t_tests.to_parquet(tmp / "claim1_tests.parquet", index=False)
+        t_dec.to_parquet(tmp / "decoding.parquet", index=False)
+        if figure:
+            _figures(t_img, t_tests, t_dec, tmp / "figures")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    return summary
+
+
+def _figures(t_img, t_tests, t_dec, folder):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(t_tests):
+        tt = t_tests[t_tests["level"] == "image"]
+        fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(tt) + 2), 4))
+        x = np.arange(len(tt))
+        ax.bar(x - 0.2, tt["mean_a"], 0.4, label="synthetic vs real rep")
+        ax.bar(x + 0.2, tt["mean_b"], 0.4, label="real rep vs real rep")
+        ax.set_xticks(x)
+        ax.set_xticklabels(tt["roi"], rotation=30, ha="right")
+        ax.set_ylabel("mean pattern correlation (held-out images)")
+        ax.legend(fontsize="small")
+        fig.tight_layout()
+        fig.savefig(folder / "claim1.png", dpi=120)
+        plt.close(fig)
+    if len(t_dec):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for roi, g in t_dec.groupby("roi", sort=False):
+            s = g[g["train"] == "synthetic"]
+            line = ax.plot(s["n_per_class"], s["balanced_accuracy"], marker="o", label=f"{roi} (synthetic)")[0]
+            r = g[g["train"] == "real"]
+            if len(r):
+                ax.scatter(r["n_per_class"], r["balanced_accuracy"], marker="s", color=line.get_color(),
+                           label=f"{roi} (real)")
+        ax.axhline(float(t_dec["chance"].iloc[0]), color="k", ls="--", lw=1, label="chance")
+        ax.set_xscale("log")
+        ax.set_xlabel("training samples per class")
+        ax.set_ylabel("balanced accuracy on real responses")
+        ax.legend(fontsize="x-small", ncol=2)
+        fig.tight_layout()
+        fig.savefig(folder / "decoding.png", dpi=120)
+        plt.close(fig)

@@ -1,0 +1,384 @@
+"""Generic training loop: devices, DDP, bf16 autocast, per-epoch atomic checkpoints with exact resume,
+metrics table, training curve and progress bars. Method-specific code lives in a *task* object.
+
+A task provides:
+
+- ``model``: the trainable ``nn.Module`` (unwrapped; what is checkpointed);
+- ``train_loader(epoch, rank, world_size)`` and ``val_loader()``: iterables of batches;
+- ``loss(model, batch) -> (total, parts)``: ``model`` is the (possibly DDP-wrapped) module, ``parts``
+  a dict of 0-d tensors for logging; batches are moved to the device with ``to_device``;
+- ``batch_size_of(batch) -> int``;
+- optional ``on_train_epoch_start()`` (e.g. keep a teacher in eval mode) and ``to(device)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as tdist
+
+from .._io import atomic_output, progress
+from ..errors import InputError
+from .config import config_to_dict
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------- environment
+@dataclass
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join a ``torchrun`` process group when ``WORLD_SIZE > 1`` (NCCL on CUDA, Gloo on CPU); else no-op."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if not tdist.is_initialized():
+        use_cuda = torch.cuda.is_available() and device != "cpu"
+        if use_cuda:
+            torch.cuda.set_device(local)
+        tdist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return DistInfo(rank=rank, local_rank=local, world_size=world)
+
+
+def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
+    """``auto`` -> ``cuda:LOCAL_RANK`` when available, else ``cpu``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and dist is not None:
+        name = f"cuda:{dist.local_rank}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device", f"{name} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed python, numpy and torch (all devices); cuDNN deterministic when asked."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def get_rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def state_fingerprint(state_dict: dict) -> str:
+    """SHA-256 over the names and bytes of a state dict (identical weights <=> identical fingerprint)."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name]
+        h.update(name.encode())
+        if torch.is_tensor(t):
+            t = t.detach().cpu().contiguous()
+            h.update(str(t.dtype).encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def cpu_state_dict(module: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def atomic_torch_save(obj, path) -> None:
+    """``torch.save`` through ``atomic_output`` (a kill mid-write leaves the previous file intact)."""
+    with atomic_output(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def epoch_loader(dataset, batch_size: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1,
+                 shuffle: bool = True, num_workers: int = 0, drop_last: bool = False):
+    """DataLoader whose order depends only on ``(seed, epoch)``: a ``DistributedSampler`` (also for one
+    process) with ``set_epoch(epoch)``, and an epoch-seeded generator for the loader itself."""
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
+
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                                 drop_last=drop_last)
+    sampler.set_epoch(epoch)
+    gen = torch.Generator().manual_seed(seed * 100003 + epoch)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      generator=gen, drop_last=drop_last)
+
+
+def to_device(batch, device):
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def make_optimizer(params, cfg):
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer, cfg):
+    """``none`` -> None; ``cosine`` -> per-epoch cosine decay after ``warmup_epochs`` linear warm-up."""
+    if cfg.scheduler == "none":
+        return None
+    total = max(1, cfg.epochs)
+    warm = cfg.warmup_epochs
+
+    def factor(epoch):
+        if epoch < warm:
+            return (epoch + 1) / (warm + 1)
+        progress_ = (epoch - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# --------------------------------------------------------------------------------------- outputs
+def write_metrics(rows: list[dict], out_dir: Path) -> None:
+    """``metrics.csv`` (one row per epoch) and ``training_curve.png``."""
+    df = pd.DataFrame(rows)
+    with atomic_output(out_dir / "metrics.csv") as tmp:
+        df.to_csv(tmp, index=False)
+    plot_curves(df, out_dir / "training_curve.png")
+
+
+def plot_curves(df: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({c[len("train_"):] for c in df.columns if c.startswith("train_")})
+    if df.empty or not keys:
+        return
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for split, style in (("train", "-o"), ("val", "--s")):
+            col = f"{split}_{key}"
+            if col in df and df[col].notna().any():
+                ax.plot(df["epoch"], df[col], style, ms=3, label=split)
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+# --------------------------------------------------------------------------------------- the loop
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_value: float
+    epochs_run: int
+    metrics: list
+    resumed_from: int
+
+
+def _mean_parts(sums: dict, n: int) -> dict:
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def _run_batches(task, model, batches, device, amp, train, optimizer=None, grad_clip=0.0, desc="", show=True):
+    sums, n = {}, 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+    for batch in progress(batches, desc=desc, leave=False, **({} if show else {"disable": True})):
+        batch = to_device(batch, device)
+        bs = task.batch_size_of(batch)
+        if train:
+            with autocast:
+                total, parts = task.loss(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(task.model.parameters(), grad_clip)
+            optimizer.step()
+        else:
+            with torch.no_grad(), autocast:
+                total, parts = task.loss(model, batch)
+        sums["loss"] = sums.get("loss", 0.0) + float(total.detach()) * bs
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * bs
+        n += bs
+    return sums, n
+
+
+def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None, meta: dict | None = None,
+        dist: DistInfo | None = None, device: torch.device | None = None) -> FitResult:
+    """Train ``task.model`` for ``cfg.epochs`` epochs, checkpointing every epoch under ``out_dir``.
+
+    Writes ``checkpoints/last.pt`` (model, optimizer, scheduler, epoch, RNG states, metrics so far,
+    best epoch) and ``checkpoints/best.pt`` (model state of the epoch with the lowest
+    ``cfg.select_metric``), ``metrics.csv`` and ``training_curve.png`` (main rank only).
+
+    Parameters
+    ----------
+    task : see module docstring
+    cfg : TrainConfig
+    out_dir : path
+    method : str
+        Recorded in checkpoints; a resume with another method or changed options is refused.
+    resume : bool
+        Continue from ``checkpoints/last.pt`` if present (exactly reproduces an uninterrupted run).
+    on_epoch_end : callable(epoch:int, row:dict), optional
+        Called after each epoch's checkpoint is written (tests raise here to simulate a kill).
+    meta : dict, optional
+        Extra JSON-able data stored in the checkpoints (e.g. the initial-weights fingerprint).
+
+    Returns
+    -------
+    FitResult
+    """
+    out_dir = Path(out_dir)
+    dist = dist or init_distributed(cfg.device)
+    device = device or resolve_device(cfg.device, dist)
+    model = task.model.to(device)
+    if hasattr(task, "to"):
+        task.to(device)
+    wrapped = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrapped = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    cfg_dict = config_to_dict(cfg)
+    ckpt_dir = out_dir / "checkpoints"
+    last_path = ckpt_dir / "last.pt"
+    rows, start, best_epoch, best_value, resumed_from = [], 0, 0, math.inf, 0
+    if resume and last_path.exists():
+        ckpt = torch.load(last_path, map_location="cpu", weights_only=False)
+        _check_resumable(ckpt, method, cfg_dict, meta, last_path)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        rows = list(ckpt["metrics"])
+        start = resumed_from = int(ckpt["epoch"])
+        best_epoch, best_value = int(ckpt["best_epoch"]), float(ckpt["best_value"])
+        set_rng_state(ckpt["rng"])
+        log.info("resumed from %s after epoch %d", last_path, start)
+    elif resume:
+        log.info("no checkpoint at %s; starting from scratch", last_path)
+
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        if hasattr(task, "on_train_epoch_start"):
+            task.on_train_epoch_start()
+        batches = task.train_loader(epoch, dist.rank, dist.world_size)
+        sums, n = _run_batches(task, wrapped, batches, device, cfg.amp, True, optimizer, cfg.grad_clip,
+                               desc=f"epoch {epoch + 1}/{cfg.epochs}", show=dist.is_main)
+        if dist.enabled:
+            keys = sorted(sums)
+            t = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64, device=device)
+            tdist.all_reduce(t)
+            sums, n = dict(zip(keys, t[:-1].tolist())), int(t[-1])
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        train_seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, "lr": lr}
+        row.update({f"train_{k}": v for k, v in _mean_parts(sums, n).items()})
+        model.eval()
+        val_batches = task.val_loader()
+        if val_batches is not None:
+            vs, vn = _run_batches(task, model, val_batches, device, cfg.amp, False, desc="val", show=dist.is_main)
+            if vn:
+                row.update({f"val_{k}": v for k, v in _mean_parts(vs, vn).items()})
+        row["train_seconds"] = train_seconds
+        row["images_per_s"] = n / max(train_seconds, 1e-9)
+        rows.append(row)
+        value = row.get(cfg.select_metric, row.get("val_loss", row["train_loss"]))
+        improved = bool(value < best_value) or best_epoch == 0
+        if improved:
+            best_epoch, best_value = epoch + 1, float(value)
+        if dist.is_main:
+            state = cpu_state_dict(model)
+            if improved:
+                atomic_torch_save({"model": state, "epoch": epoch + 1, "value": best_value, "method": method,
+                                   "config": cfg_dict, "meta": meta or {}}, ckpt_dir / "best.pt")
+            atomic_torch_save({
+                "version": CHECKPOINT_VERSION, "method": method, "config": cfg_dict, "meta": meta or {},
+                "epoch": epoch + 1, "model": state, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": get_rng_state(), "metrics": rows, "best_epoch": best_epoch, "best_value": best_value,
+            }, last_path)
+            write_metrics(rows, out_dir)
+            log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 5) for k, v in row.items()}))
+        if dist.enabled:
+            tdist.barrier()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+    if dist.is_main and rows and not (out_dir / "metrics.csv").exists():
+        write_metrics(rows, out_dir)
+    return FitResult(best_epoch=best_epoch, best_value=best_value, epochs_run=len(rows), metrics=rows,
+                     resumed_from=resumed_from)
+
+
+_RESUMABLE_CHANGES = {"epochs", "device", "num_workers"}
+
+
+def _check_resumable(ckpt, method, cfg_dict, meta, path):
+    if ckpt.get("method") != method:
+        raise InputError(path, f"checkpoint is for {ckpt.get('method')!r}, not {method!r}")
+    old = ckpt.get("config", {})
+    changed = sorted(k for k in set(old) | set(cfg_dict)
+                     if k not in _RESUMABLE_CHANGES and old.get(k) != cfg_dict.get(k))
+    if changed:
+        raise InputError(path, f"cannot resume: options changed since the checkpoint: {', '.join(changed)}")
+    old_init = (ckpt.get("meta") or {}).get("init_sha")
+    new_init = (meta or {}).get("init_sha")
+    if old_init and new_init and old_init != new_init:
+        raise InputError(path, "cannot resume: the initial weights differ from the checkpointed run's")
+
+
+def load_best_state(out_dir) -> dict:
+    """Model state dict of the selected (best validation) epoch."""
+    return torch.load(Path(out_dir) / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)["model"]

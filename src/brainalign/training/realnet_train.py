@@ -1,0 +1,230 @@
+"""Train ReAlnet-fMRI for one subject (and its controls) from a voxel store and an image set."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._io import atomic_output
+from ..errors import InputError
+from . import engine
+from .backbones import export_backbone, load_backbone
+from .config import RealnetConfig, config_to_dict
+from .data import PairDataset, load_images, normalize_images, prepare_targets, shuffle_pairs
+from .losses import batch_pearson_matrix, realnet_loss
+from .realnet import ReAlnetFMRI, make_teacher
+
+log = logging.getLogger(__name__)
+
+
+def effective_beta(cfg: RealnetConfig) -> float:
+    """``0`` for the ``beta0`` control, else ``cfg.beta``."""
+    return 0.0 if cfg.control == "beta0" else float(cfg.beta)
+
+
+class RealnetTask:
+    """Engine task (see :mod:`brainalign.training.engine`) for ReAlnet-fMRI."""
+
+    def __init__(self, model: ReAlnetFMRI, teacher, train_ds, val_ds, cfg: RealnetConfig):
+        self.model, self.teacher, self.train_ds, self.val_ds, self.cfg = model, teacher, train_ds, val_ds, cfg
+        self.beta = effective_beta(cfg)
+
+    def to(self, device):
+        self.teacher.to(device)
+
+    def on_train_epoch_start(self):
+        self.teacher.train(not self.cfg.teacher_eval)
+
+    def train_loader(self, epoch, rank, world_size):
+        return engine.epoch_loader(self.train_ds, self.cfg.batch_size, epoch, self.cfg.seed, rank, world_size,
+                                   shuffle=True, num_workers=self.cfg.num_workers)
+
+    def val_loader(self):
+        if self.val_ds is None or len(self.val_ds) == 0:
+            return None
+        return torch.utils.data.DataLoader(self.val_ds, batch_size=self.cfg.batch_size, shuffle=False)
+
+    @staticmethod
+    def batch_size_of(batch):
+        return int(batch[0].shape[0])
+
+    def loss(self, model, batch):
+        images, targets, _ = batch
+        x = normalize_images(images)
+        logits, pred = model(x)
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)
+        return realnet_loss(logits, teacher_logits, pred, targets, self.beta, self.cfg.loss)
+
+
+def build_realnet(cfg: RealnetConfig, n_out: int, backbone_factory=None):
+    """Initial ``(model, teacher)`` for one subject, identical for every subject with the same ``n_out``.
+
+    The backbone is built (``backbone_factory()`` or ``load_backbone(cfg.backbone, cfg.weights)``)
+    after seeding with ``cfg.seed``, the head after seeding with ``cfg.seed + 1``; so every subject
+    starts from the same weights, never from another subject's trained backbone.
+    """
+    engine.seed_everything(cfg.seed)
+    backbone = backbone_factory() if backbone_factory is not None else load_backbone(cfg.backbone, cfg.weights, cfg.seed)
+    teacher = make_teacher(backbone, eval_mode=cfg.teacher_eval)
+    torch.manual_seed(cfg.seed + 1)
+    model = ReAlnetFMRI(backbone, n_out=n_out, image_size=cfg.image_size, layers=cfg.layers, hidden=cfg.hidden)
+    return model, teacher
+
+
+@torch.no_grad()
+def evaluate_pairs(model, teacher, dataset, cfg, device, beta=None):
+    """Loss parts and prediction accuracy on a dataset (no selection is made here).
+
+    Returns
+    -------
+    dict with ``loss, ce, mse, corr, diag_r`` (batch-averaged like training), ``pattern_r`` (mean over
+    images of r(pred_i, y_i) across dimensions), ``dim_r`` (mean over dimensions of r across images).
+    """
+    if dataset is None or len(dataset) == 0:
+        return {}
+    model.eval()
+    teacher.eval()
+    beta = effective_beta(cfg) if beta is None else beta
+    preds, ys, sums, n = [], [], {}, 0
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
+    for images, targets, _ in torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size):
+        images, targets = images.to(device), targets.to(device)
+        x = normalize_images(images)
+        with autocast:
+            logits, pred = model(x)
+            t_logits = teacher(x)
+        total, parts = realnet_loss(logits, t_logits, pred, targets, beta, cfg.loss)
+        bs = len(images)
+        for k, v in {"loss": total, **parts}.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * bs
+        n += bs
+        preds.append(pred.float().cpu())
+        ys.append(targets.float().cpu())
+    p, y = torch.cat(preds), torch.cat(ys)
+    out = {k: v / n for k, v in sums.items()}
+    out["pattern_r"] = float(torch.diagonal(batch_pearson_matrix(p, y)).mean())
+    out["dim_r"] = float(torch.diagonal(batch_pearson_matrix(p.T, y.T)).mean()) if len(p) > 1 else float("nan")
+    return out
+
+
+def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = False, backbone_factory=None,
+                  on_epoch_end=None, subject: str | None = None) -> dict:
+    """Train one subject's ReAlnet-fMRI (or control) and export its backbone.
+
+    Parameters
+    ----------
+    store : voxel store (``brainalign.store.open_voxel_store``) or path
+    image_set : ``brainalign.stimuli.ImageSet`` (``.ids``, ``.load(id) -> uint8 (H, W, 3)``)
+    out_dir : path
+        Receives ``checkpoints/{last,best}.pt``, ``metrics.csv``, ``training_curve.png``,
+        ``targets.npz`` (split IDs and the voxel -> target transform), ``backbone.pt`` (feature-cache
+        checkpoint), ``model.pt`` (backbone + head) and ``summary.json``.
+    cfg : RealnetConfig
+    resume : bool
+        Continue from ``checkpoints/last.pt`` (exact: the result equals an uninterrupted run).
+    backbone_factory : callable () -> nn.Module, optional
+        Replaces ``brainalign.models.load_model(cfg.backbone, cfg.weights)`` (tests use a small stand-in).
+    on_epoch_end : callable(epoch, row), optional
+
+    Returns
+    -------
+    dict
+        The ``summary.json`` content (best epoch, val/test metrics, fingerprints, paths).
+    """
+    out_dir = Path(out_dir)
+    if isinstance(store, (str, Path)):
+        from ..store import open_voxel_store
+
+        store = open_voxel_store(store)
+    subject = subject or str(store.attrs.get("subject", "")) if hasattr(store, "attrs") else subject
+    dist = engine.init_distributed(cfg.device)
+    device = engine.resolve_device(cfg.device, dist)
+
+    targets = prepare_targets(store, roi=cfg.roi, n_components=cfg.n_components, zscore_voxels=cfg.zscore_voxels,
+                              val_fraction=cfg.val_fraction, seed=cfg.seed, max_train_images=cfg.max_train_images,
+                              max_test_images=cfg.max_test_images, available_ids=image_set.ids)
+    y_train, y_val = targets.y_train, targets.y_val
+    perm_train = perm_val = None
+    if cfg.control == "shuffled":
+        y_train, perm_train = shuffle_pairs(y_train, cfg.seed + 17)
+        if len(y_val):
+            y_val, perm_val = shuffle_pairs(y_val, cfg.seed + 18)
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out_dir / "targets.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, train_ids=targets.train_ids.astype(str), val_ids=targets.val_ids.astype(str),
+                         test_ids=targets.test_ids.astype(str), voxel_mask=targets.voxel_mask,
+                         mean=targets.mean, std=targets.std,
+                         components=targets.components if targets.components is not None else np.zeros(0),
+                         pca_mean=targets.pca_mean if targets.pca_mean is not None else np.zeros(0),
+                         perm_train=perm_train if perm_train is not None else np.zeros(0, int),
+                         perm_val=perm_val if perm_val is not None else np.zeros(0, int))
+
+    train_ds = PairDataset(load_images(image_set, targets.train_ids, cfg.image_size, "train images"), y_train)
+    val_ds = (PairDataset(load_images(image_set, targets.val_ids, cfg.image_size, "val images"), y_val)
+              if len(targets.val_ids) else None)
+    test_ds = (PairDataset(load_images(image_set, targets.test_ids, cfg.image_size, "test images"), targets.y_test)
+               if len(targets.test_ids) else None)
+
+    model, teacher = build_realnet(cfg, targets.n_out, backbone_factory)
+    meta = {"init_sha": engine.state_fingerprint(model.state_dict()),
+            "backbone_init_sha": engine.state_fingerprint(model.backbone.state_dict()),
+            "subject": subject, "n_out": targets.n_out}
+    task = RealnetTask(model, teacher, train_ds, val_ds, cfg)
+    result = engine.fit(task, cfg, out_dir, method="realnet", resume=resume, on_epoch_end=on_epoch_end,
+                        meta=meta, dist=dist, device=device)
+    if not dist.is_main:
+        return {}
+    if result.best_epoch:
+        model.load_state_dict(engine.load_best_state(out_dir))
+    model.to(device)
+    teacher.to(device)
+    summary = {
+        "method": "realnet", "subject": subject, "control": cfg.control, "beta": effective_beta(cfg),
+        "best_epoch": result.best_epoch, "select_metric": cfg.select_metric, "best_value": result.best_value,
+        "epochs_run": result.epochs_run, "resumed_from": result.resumed_from, **meta, **targets.info,
+        "val": evaluate_pairs(model, teacher, val_ds, cfg, device),
+        "test": evaluate_pairs(model, teacher, test_ds, cfg, device),
+        "config": config_to_dict(cfg),
+    }
+    provenance = {"method": "realnet", "subject": subject, "control": cfg.control, "epoch": result.best_epoch,
+                  "config": config_to_dict(cfg)}
+    export_backbone(out_dir / "backbone.pt", model.backbone, cfg.backbone, extra=provenance,
+                    image_size=cfg.image_size)
+    export_backbone(out_dir / "model.pt", model.backbone, cfg.backbone, extra=provenance, image_size=cfg.image_size,
+                    head=model.head, head_info={"kind": "realnet_fmri", "n_out": targets.n_out,
+                                                "layers": list(cfg.layers), "hidden": cfg.hidden})
+    with atomic_output(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+    return summary
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def train_realnet_subjects(stores: dict, image_set, out_dir, cfg: RealnetConfig, resume: bool = False,
+                           backbone_factory=None) -> dict:
+    """One model per subject (``out_dir/<label>``), each started from the same initial weights.
+
+    Parameters
+    ----------
+    stores : dict label -> store or store path
+    """
+    if not stores:
+        raise InputError("stores", "no subject stores given")
+    return {label: train_realnet(s, image_set, Path(out_dir) / label, cfg, resume=resume,
+                                 backbone_factory=backbone_factory, subject=label)
+            for label, s in stores.items()}

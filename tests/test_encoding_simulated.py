@@ -1,0 +1,108 @@
+"""End to end on the simulator (tiny preset): ingest NSD subj01 -> encode -> synthesize -> evaluate.
+
+Features are the simulator's own planted image features (``brainalign.simulate.features``) rather than a
+CNN, so the "layers" have a known hierarchy: ``energy`` (fine oriented energy, pooled 8x8) drives early
+voxels, ``category`` (a one-hot of the planted category) drives category-blob voxels. The unseen images
+(never in any tree) provide the synthetic decoder's training set.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from brainalign.cli import main as cli_main
+
+pytestmark = pytest.mark.xdist_group("simulated_root")
+
+CATEGORIES = ["faces", "bodies", "places", "words", "objects"]
+
+
+def _features(images):
+    from brainalign.simulate.features import image_features
+
+    energy, mid = [], []
+    for img in images:
+        f = image_features(img)
+        energy.append(f["energy"].reshape(4, 8, 4, 8, 4).mean(axis=(2, 4)).ravel())
+        mid.append(f["mid"].reshape(2, 8, 4, 8, 4).mean(axis=(2, 4)).ravel())
+    return np.asarray(energy), np.asarray(mid)
+
+
+@pytest.fixture(scope="module")
+def sim(simulated_root, tmp_path_factory):
+    import h5py
+
+    from brainalign.ingest import ingest_nsd
+    from test_encoding_pipeline import write_cache
+
+    out = tmp_path_factory.mktemp("encsim")
+    store = ingest_nsd(simulated_root / "nsd", 1, out / "subj01.zarr")
+    gt = pd.read_parquet(simulated_root / "ground_truth" / "nsd_images.parquet")
+    from brainalign.store import open_voxel_store
+
+    ids = np.unique(open_voxel_store(store).trials["stimulus"].to_numpy())
+    cat_of = gt.set_index("stimulus")["category"].astype(str)
+    with h5py.File(simulated_root / "nsd/nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5", "r") as h:
+        brick = h["imgBrick"]
+        imgs = [brick[int(i)] for i in ids]
+    unseen = sorted((simulated_root / "unseen_images").glob("*/*.png"))
+    u_imgs = [np.asarray(Image.open(p).convert("RGB")) for p in unseen]
+    u_ids = [f"{p.parent.name}/{p.name}" for p in unseen]
+    e, m = _features(imgs + u_imgs)
+    cats = [cat_of[int(i)] for i in ids] + [p.parent.name for p in unseen]
+    onehot = np.eye(5)[[CATEGORIES.index(c) for c in cats]] + np.random.default_rng(0).normal(size=(len(cats), 5)) * 0.05
+    all_ids = [str(i) for i in ids] + u_ids
+    write_cache(out / "feat.zarr", all_ids, {"energy": e, "mid": m, "category": onehot})
+    pd.DataFrame({"stimulus": all_ids, "category": cats}).to_csv(out / "cats.csv", index=False)
+    enc = out / "enc"
+    assert cli_main(["encode", "--store", str(store), "--features", str(out / "feat.zarr"), "--split", "nsd-shared",
+                     "--alphas", "logspace:-1:5:13", "--out", str(enc)]) == 0
+    syn = out / "syn.zarr"
+    assert cli_main(["synthesize", "--encoder", str(enc), "--features", str(out / "feat.zarr"), "--out", str(syn)]) == 0
+    ev = out / "eval"
+    assert cli_main(["synthesize", "--evaluate", "--encoder", str(enc), "--store", str(store), "--synthetic", str(syn),
+                     "--categories", str(out / "cats.csv"), "--rois", "prf-visualrois/V1v", "floc-faces/FFA-1",
+                     "--n-per-class", "4", "--repeats", "3", "--permutations", "200", "--out", str(ev)]) == 0
+    return {"root": simulated_root, "store": store, "enc": enc, "eval": ev}
+
+
+def test_scores_high_where_signal_is_planted(sim):
+    gt = np.load(sim["root"] / "ground_truth" / "nsd_subj01.npz")
+    from brainalign.store import open_voxel_store
+
+    s = open_voxel_store(sim["store"])
+    key = {tuple(v): k for k, v in enumerate(s.voxel_ijk.tolist())}
+    idx = np.array([key.get(tuple(v), -1) for v in gt["voxel_ijk"].tolist()])
+    vox = pd.read_parquet(sim["enc"] / "voxels.parquet")
+    sel = vox[vox["layer"] == "selected"].set_index("voxel")
+    roles = gt["role"]
+    inside = idx >= 0
+    signal = inside & (roles > 0) & (gt["ncsnr"] > 0.5)
+    # brain voxels without planted signal: store voxels that are not signal voxels of the ground truth
+    noise_only = np.setdiff1d(np.arange(s.n_voxels), idx[inside & (roles > 0)])
+    print("score signal", sel.loc[idx[signal], "score"].mean(), "r noise-only", sel.loc[noise_only, "r"].mean())
+    assert len(noise_only) >= 10
+    assert sel.loc[idx[signal], "score"].mean() > 0.5
+    assert sel.loc[idx[signal], "r"].mean() > sel.loc[noise_only, "r"].mean() + 0.4
+
+
+def test_layer_hierarchy(sim):
+    rl = pd.read_parquet(sim["enc"] / "roi_layers.parquet").set_index("roi")["layer"]
+    print(rl.to_dict())
+    early = [r for r in rl.index if r.startswith("prf-visualrois/V1")]
+    cat = [r for r in rl.index if r.startswith("floc-faces/FFA") or r.startswith("floc-places/PPA")]
+    assert early and cat
+    assert all(rl[r] == "energy" for r in early)
+    assert all(rl[r] == "category" for r in cat)
+
+
+def test_synthetic_beats_repetitions_and_decodes(sim):
+    tests = pd.read_parquet(sim["eval"] / "claim1_tests.parquet").set_index(["roi", "level"])
+    print(tests[["mean_a", "mean_b", "wilcoxon_p"]])
+    assert tests.loc[("all", "image"), "mean_a"] > tests.loc[("all", "image"), "mean_b"]
+    assert tests.loc[("all", "image"), "wilcoxon_p"] < 0.01
+    dec = pd.read_parquet(sim["eval"] / "decoding.parquet")
+    print(dec)
+    ffa = dec[(dec["roi"] == "floc-faces/FFA-1") & (dec["train"] == "synthetic")].iloc[0]
+    assert ffa["balanced_accuracy"] > ffa["chance"] + 0.15 and ffa["p_value"] < 0.05

@@ -1,0 +1,162 @@
+"""Run manifests, `brainalign export` and `brainalign verify`.
+
+A small real Snakemake run (rules named like the project's: ingest -> encode -> report, with a store whose
+attrs carry `provenance.source_files` as the ingestion stage writes them) makes a results folder; the
+manifest is written the way the pipeline's `manifest` rule does it. Expectations are written by hand from
+the files the test itself created (sha256 via hashlib, not via the code under test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from brainalign.cli import main
+from brainalign.provenance import code_fingerprint
+from brainalign.provenance.manifest import MANIFEST_NAME, read_manifest, verify, write_manifest
+
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+SNAKEFILE = textwrap.dedent(
+    r'''
+    import json, os
+    rule all:
+        input: "results/report/summary.md"
+
+    rule ingest_nsd:
+        output: directory("results/stores/nsd/subj{subject}.zarr")
+        run:
+            os.makedirs(output[0])
+            src = [f"data/nsd/nsddata_betas/subj{wildcards.subject}/betas_session01.nii.gz",
+                   f"data/nsd/nsddata/subj{wildcards.subject}/nsdgeneral.nii.gz"]
+            attrs = {"dataset": "nsd", "subject": wildcards.subject,
+                     "provenance": {"source_files": [{"path": p, "size": os.path.getsize(p), "mtime": 0} for p in src]}}
+            with open(f"{output[0]}/zarr.json", "w") as fh:
+                json.dump({"zarr_format": 3, "node_type": "group", "attributes": attrs}, fh)
+            with open(f"{output[0]}/betas.bin", "w") as fh:
+                fh.write("betas of " + wildcards.subject)
+
+    rule encode:
+        input: "results/stores/nsd/subj{subject}.zarr"
+        output: "results/encoding/nsd/subj{subject}/scores.tsv"
+        shell: "echo 'voxel\tr2' > {output}"
+
+    rule report:
+        input: expand("results/encoding/nsd/subj{s}/scores.tsv", s=["01", "02"])
+        output: "results/report/summary.md"
+        shell: "cat {input} > {output}"
+    '''
+)
+
+CONFIG = {"seed": 7, "results": "results",
+          "datasets": {"nsd": {"root": "data/nsd", "subjects": [1, 2]}}}
+
+
+def sha(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def make_dataset(root: Path) -> None:
+    for s in ("01", "02"):
+        (root / "nsddata_betas" / f"subj{s}").mkdir(parents=True)
+        (root / "nsddata_betas" / f"subj{s}" / "betas_session01.nii.gz").write_bytes(f"betas {s}".encode() * 10)
+        (root / "nsddata" / f"subj{s}").mkdir(parents=True)
+        (root / "nsddata" / f"subj{s}" / "nsdgeneral.nii.gz").write_bytes(f"mask {s}".encode())
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    work = tmp_path_factory.mktemp("run")
+    make_dataset(work / "data" / "nsd")
+    (work / "Snakefile").write_text(SNAKEFILE)
+    r = subprocess.run([str(SNAKEMAKE), "--cores", "1", "--quiet"], cwd=work, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (work / "results" / "report.html").write_text("<html>report</html>")
+    cwd = os.getcwd()
+    os.chdir(work)  # the manifest rule runs in the Snakemake working directory
+    try:
+        write_manifest("results", CONFIG)
+    finally:
+        os.chdir(cwd)
+    return work
+
+
+def test_manifest_contents(run_dir):
+    m = read_manifest(run_dir / "results")
+    assert m["seed"] == 7 and m["config"] == CONFIG
+    assert m["packages"]["snakemake"] and m["packages"]["python"]
+    assert m["code_fingerprints"]["training"] == code_fingerprint("training")
+    res = run_dir / "results"
+    expected = {p.relative_to(res).as_posix() for p in res.rglob("*") if p.is_file() and p.name != MANIFEST_NAME}
+    assert set(m["outputs"]) == expected
+    assert m["outputs"]["report/summary.md"]["sha256"] == sha(res / "report" / "summary.md")
+    f = m["inputs"]["nsd"]["files"]["nsddata_betas/subj02/betas_session01.nii.gz"]
+    assert f["sha256"] == sha(run_dir / "data/nsd/nsddata_betas/subj02/betas_session01.nii.gz")
+    assert f["used_by"] == ["stores/nsd/subj02.zarr"]
+    # Snakemake's job graph, relative to the results folder
+    assert m["steps"]["encoding/nsd/subj01/scores.tsv"] == {"rule": "encode", "inputs": ["stores/nsd/subj01.zarr"]}
+    assert m["steps"]["stores/nsd/subj01.zarr"]["rule"] == "ingest_nsd"
+
+
+def test_export_verifies_elsewhere_and_tamper_is_named(run_dir, tmp_path, capsys):
+    archive = tmp_path / "sender" / "run.tar.gz"
+    archive.parent.mkdir()
+    assert main(["export", str(run_dir / "results"), "--out", str(archive)]) == 0
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {"results/manifest.json", "results/report.html", "results/report/summary.md"} <= names
+
+    receiver = tmp_path / "receiver"
+    receiver.mkdir()
+    shutil.copy(archive, receiver / "run.tar.gz")
+    capsys.readouterr()
+    assert main(["verify", str(receiver / "run.tar.gz")]) == 0
+    assert "OK:" in capsys.readouterr().out
+
+    with tarfile.open(receiver / "run.tar.gz") as tar:
+        tar.extractall(receiver / "unpacked", filter="data")
+    folder = receiver / "unpacked" / "results"
+    assert main(["verify", str(folder)]) == 0
+    target = folder / "encoding" / "nsd" / "subj02" / "scores.tsv"
+    target.write_text(target.read_text().replace("r2", "r3"))
+    (folder / "report.html").unlink()
+    capsys.readouterr()
+    assert main(["verify", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "MODIFIED encoding/nsd/subj02/scores.tsv" in out
+    assert "MISSING  report.html" in out
+    assert "FAILED" in out
+
+
+def test_verify_tells_what_reruns_on_receiver_data(run_dir, tmp_path, capsys):
+    data = tmp_path / "receiver_data"
+    shutil.copytree(run_dir / "data", data)
+    rep = verify(run_dir / "results", {"nsd": str(data / "nsd")})
+    assert rep.ok and rep.inputs_checked == 4 and rep.inputs_changed == [] and rep.rerun_entries == []
+
+    # the receiver's subject-02 betas differ: its ingestion, its encoding and the report rerun; subject 01 does not
+    (data / "nsd/nsddata_betas/subj02/betas_session01.nii.gz").write_bytes(b"other")
+    rep = verify(run_dir / "results", {"nsd": str(data / "nsd")})
+    assert rep.ok  # the results themselves are intact
+    assert rep.inputs_changed == ["nsd:nsddata_betas/subj02/betas_session01.nii.gz (differs)"]
+    assert rep.rerun_entries == ["encoding/nsd/subj02/scores.tsv", "report/summary.md", "stores/nsd/subj02.zarr"]
+    assert rep.rerun_rules == ["encode", "ingest_nsd", "report"]
+
+    capsys.readouterr()
+    assert main(["verify", str(run_dir / "results"), "--data-root", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "would rerun on this data: encoding/nsd/subj02/scores.tsv, report/summary.md, stores/nsd/subj02.zarr" in out
+
+
+def test_verify_rejects_folder_without_manifest(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    assert main(["verify", str(tmp_path / "x")]) == 2
+    assert "no run manifest" in capsys.readouterr().err

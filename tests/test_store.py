@@ -1,0 +1,128 @@
+"""Voxel / EEG store round trips and reader API (values computed by hand / pandas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign.errors import InputError
+from brainalign.store import (
+    VoxelStoreWriter,
+    open_eeg_store,
+    open_voxel_store,
+    repetition_index,
+    write_eeg_store,
+    write_voxel_store,
+)
+
+
+def _toy(n_trials=10, n_vox=7, stim_int=True):
+    rng = np.random.default_rng(1)
+    betas = rng.normal(size=(n_trials, n_vox)).astype(np.float32)
+    stim = np.array([3, 1, 3, 2, 1, 3, 0, 2, 5, 1])[:n_trials]
+    if not stim_int:
+        stim = np.array([f"img{s}.jpg" for s in stim])
+    trials = pd.DataFrame({"session": [1] * 5 + [2] * 5, "trial": list(range(1, 6)) * 2, "stimulus": stim,
+                           "repetition": repetition_index(stim), "shared": stim == stim[0]})
+    grid = (4, 3, 2)
+    ijk = np.array([[0, 0, 0], [1, 0, 0], [3, 2, 1], [2, 1, 0], [0, 2, 1], [1, 1, 1], [3, 0, 1]])[:n_vox]
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = [-3, -2, -1]
+    return betas, trials, ijk, grid, affine
+
+
+def test_round_trip_and_rois(tmp_path):
+    betas, trials, ijk, grid, affine = _toy()
+    labels = np.array([0, 1, 2, 2, 0, 1, 3], dtype=np.int16)
+    rois = {"atlasA": (labels, {0: "Unknown", 1: "V1v", 2: "V2d", 3: "hV4"}),
+            "LHPPA": np.array([1, 1, 0, 0, 0, 1, 0], bool), "RHPPA": np.array([0, 1, 1, 0, 0, 0, 0], bool)}
+    ncsnr = np.linspace(0, 1, 7).astype(np.float32)
+    path = write_voxel_store(tmp_path / "s.zarr", betas, trials, ijk, grid, affine, rois=rois, ncsnr=ncsnr,
+                             attrs={"dataset": "toy", "subject": "x", "zscored": True}, chunks=(3, 2))
+    s = open_voxel_store(path)
+    np.testing.assert_array_equal(s.betas[:], betas)
+    assert s.betas.chunks == (3, 2)
+    np.testing.assert_array_equal(s.voxel_ijk, ijk)
+    np.testing.assert_array_equal(s.ncsnr, ncsnr)
+    assert s.grid_shape == grid and np.allclose(s.affine, affine)
+    assert s.attrs["dataset"] == "toy" and s.attrs["zscored"] is True and s.attrs["synthetic"] is False
+    assert s.trials["repetition"].tolist() == [0, 0, 1, 0, 1, 2, 0, 1, 0, 2]
+    pd.testing.assert_frame_equal(s.trials, trials.astype({"stimulus": np.int64}), check_dtype=False)
+    assert s.roi_names() == ["LHPPA", "RHPPA", "atlasA/V1v", "atlasA/V2d", "atlasA/hV4"]
+    np.testing.assert_array_equal(s.roi_mask("atlasA/V2d"), labels == 2)
+    np.testing.assert_array_equal(s.roi_mask("atlasA"), labels > 0)
+    np.testing.assert_array_equal(s.roi_mask("RHPPA"), rois["RHPPA"])
+    with pytest.raises(InputError, match="unknown ROI 'atlasA/V9'"):
+        s.roi_mask("atlasA/V9")
+    img = s.to_nifti(np.arange(7, dtype=np.float32) + 1)
+    vol = np.asarray(img.dataobj)
+    assert vol.shape == grid and np.allclose(img.affine, affine)
+    for m, (i, j, k) in enumerate(ijk):
+        assert vol[i, j, k] == m + 1
+    assert (vol > 0).sum() == 7
+
+
+@pytest.mark.parametrize("stim_int", [True, False])
+def test_mean_by_stimulus(tmp_path, stim_int):
+    betas, trials, ijk, grid, affine = _toy(stim_int=stim_int)
+    s = open_voxel_store(write_voxel_store(tmp_path / "s.zarr", betas, trials, ijk, grid, affine, chunks=(4, 3)))
+    ref = pd.DataFrame(betas.astype(np.float64)).groupby(trials["stimulus"].to_numpy()).mean()
+    ids, means, n = s.mean_by_stimulus()
+    assert list(ids) == list(ref.index)
+    np.testing.assert_allclose(means, ref.to_numpy(), rtol=1e-6)
+    assert n.tolist() == trials["stimulus"].value_counts().reindex(ref.index).tolist()
+    want = list(ref.index[[2, 0]])
+    ids, means, n = s.mean_by_stimulus(stimuli=want, voxels=np.array([True, False, True, False, False, False, True]))
+    assert list(ids) == want
+    np.testing.assert_allclose(means, ref.loc[want].to_numpy()[:, [0, 2, 6]], rtol=1e-6)
+    with pytest.raises(InputError, match="not in the store"):
+        s.mean_by_stimulus(stimuli=[ref.index[0], "nope" if not stim_int else 999])
+
+
+def test_streaming_writer_uneven_blocks(tmp_path):
+    rng = np.random.default_rng(0)
+    betas = rng.normal(size=(23, 5)).astype(np.float32)
+    trials = pd.DataFrame({"session": 1, "trial": np.arange(1, 24), "stimulus": np.arange(23), "repetition": 0,
+                           "shared": False})
+    w = VoxelStoreWriter(tmp_path / "w.zarr", 23, 5, chunks=(4, 2))
+    for a, b in ((0, 3), (3, 12), (12, 13), (13, 23)):
+        w.append(betas[a:b])
+    w.finish(trials, np.argwhere(np.ones((5, 1, 1))), (5, 1, 1), np.eye(4))
+    np.testing.assert_array_equal(open_voxel_store(tmp_path / "w.zarr").betas[:], betas)
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(InputError, match="not a store"):
+        open_voxel_store(tmp_path / "missing.zarr")
+    # a killed write: arrays present but no final attrs/trial table
+    betas, trials, ijk, grid, affine = _toy()
+    w = VoxelStoreWriter(tmp_path / "partial.zarr", 10, 7)
+    w.append(betas)
+    with pytest.raises(InputError, match="incomplete"):
+        open_voxel_store(tmp_path / "partial.zarr")
+    path = write_voxel_store(tmp_path / "s.zarr", betas, trials, ijk, grid, affine)
+    with pytest.raises(InputError, match="eeg_store"):
+        open_eeg_store(path)
+    (path / "trials.parquet").unlink()
+    with pytest.raises(InputError, match="trial table missing"):
+        open_voxel_store(path)
+    with pytest.raises(InputError, match="trial table has 9 rows"):
+        write_voxel_store(tmp_path / "t.zarr", betas, trials.iloc[:9], ijk, grid, affine)
+    assert not (tmp_path / "t.zarr").exists()
+
+
+def test_eeg_round_trip(tmp_path):
+    rng = np.random.default_rng(2)
+    eeg = rng.normal(size=(6, 3, 4)).astype(np.float32)
+    stim = ["a.jpg", "a.jpg", "b.jpg", "b.jpg", "c.jpg", "c.jpg"]
+    trials = pd.DataFrame({"session": 1, "trial": np.arange(1, 7), "stimulus": stim, "repetition": [0, 1] * 3,
+                           "shared": False})
+    s = open_eeg_store(write_eeg_store(tmp_path / "e.zarr", eeg, trials, ["Pz", "Oz", "O1"], [-0.1, 0.0, 0.1, 0.2]))
+    np.testing.assert_array_equal(s.eeg[:], eeg)
+    assert s.ch_names == ["Pz", "Oz", "O1"] and np.allclose(s.times, [-0.1, 0, 0.1, 0.2])
+    ids, means, n = s.mean_by_stimulus()
+    assert list(ids) == ["a.jpg", "b.jpg", "c.jpg"] and n.tolist() == [2, 2, 2]
+    np.testing.assert_allclose(means, eeg.reshape(3, 2, 3, 4).mean(axis=1), rtol=1e-6)
+    with pytest.raises(InputError, match="voxel_store"):
+        open_voxel_store(tmp_path / "e.zarr")

@@ -1,0 +1,55 @@
+"""End to end: ``brainalign train realnet`` on a real (tiny) voxel store, a folder image set and the
+real CORnet-S (random weights, 32 px); the exported backbone loads with ``brainalign.models.load_model``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from brainalign.cli import main
+
+models = pytest.importorskip("brainalign.models")
+store_mod = pytest.importorskip("brainalign.store")
+
+
+@pytest.fixture(scope="module")
+def tiny_inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_cli")
+    rng = np.random.default_rng(0)
+    names = [f"cat{i % 2}/img{i:02d}.png" for i in range(14)]
+    for n in names:
+        (root / "images" / n).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(root / "images" / n)
+    stim = np.repeat(names, 2)
+    trials = pd.DataFrame({"session": 1, "trial": np.arange(1, 29), "stimulus": stim,
+                           "repetition": np.tile([0, 1], 14), "shared": np.isin(stim, names[-4:])})
+    n_vox = 30
+    store_mod.write_voxel_store(root / "s.zarr", rng.normal(size=(28, n_vox)).astype(np.float32), trials,
+                                rng.integers(0, 5, (n_vox, 3)).astype(np.int32), [5, 5, 5], np.eye(4),
+                                attrs={"dataset": "test", "subject": "01"})
+    return root
+
+
+def test_cli_realnet_tiny_with_real_cornet_s(tiny_inputs, tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "realnet", "--store", str(tiny_inputs / "s.zarr"), "--stimuli", f"folder:{tiny_inputs / 'images'}",
+            "--out", str(out), "--config", "tiny", "--epochs", "1", "--image-size", "32", "--batch-size", "4",
+            "--control", "beta0"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["control"] == "beta0" and summary["beta"] == 0 and summary["n_test"] == 4
+    m = models.load_model(str(out / "backbone.pt"))
+    best = torch.load(out / "checkpoints/best.pt", weights_only=False)["model"]
+    torch.testing.assert_close(m.state_dict()["V1.conv1.weight"], best["backbone.V1.conv1.weight"])
+    assert tuple(m.brainalign.preprocessing["size"]) == (32, 32)
+    m2 = models.load_model(str(out / "model.pt"))  # full model file: backbone keys selected by prefix
+    torch.testing.assert_close(m2.state_dict()["IT.conv1.weight"], best["backbone.IT.conv1.weight"])
+    # bad input is reported before any output is written
+    assert main(["train", "realnet", "--store", str(tmp_path / "missing.zarr"), "--stimuli",
+                 f"folder:{tiny_inputs / 'images'}", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,277 @@
+"""ReAlnet-fMRI training: losses, gradients, teacher, controls, per-subject init, exact resume, export.
+
+Runs on CPU with the TinyCORnet stand-in backbone and a hand-built in-memory voxel store that follows
+the store API of docs/DEVELOPING.md (so it does not depend on the simulator).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from brainalign.errors import InputError
+from brainalign.training import engine
+from brainalign.training.config import make_config
+from brainalign.training.data import prepare_targets, shuffle_pairs
+from brainalign.training.losses import batch_pearson_matrix, pearson_contrastive_loss, realnet_loss
+from brainalign.training.realnet import ReAlnetFMRI, make_teacher
+from brainalign.training.realnet_train import RealnetTask, build_realnet, train_realnet, train_realnet_subjects
+from brainalign.training.standin import TinyCORnet
+
+
+# ----------------------------------------------------------------------------------------- fixtures
+class FakeStore:
+    """Minimal voxel store: n_stim stimuli x 2 repetitions, the last n_shared flagged shared."""
+
+    def __init__(self, seed=0, n_stim=36, n_shared=8, n_vox=40):
+        rng = np.random.default_rng(seed)
+        stim = np.repeat(np.arange(n_stim), 2)
+        self.trials = pd.DataFrame({
+            "session": 1, "trial": np.arange(1, len(stim) + 1), "stimulus": stim,
+            "repetition": np.tile([0, 1], n_stim), "shared": stim >= n_stim - n_shared})
+        signal = rng.normal(size=(n_stim, n_vox)).astype(np.float32)
+        self._betas = (signal[stim] + 0.3 * rng.normal(size=(len(stim), n_vox))).astype(np.float32)
+        self.betas = self._betas
+        self.attrs = {"subject": f"s{seed}"}
+        self._roi = np.zeros(n_vox, np.int16)
+        self._roi[: n_vox // 2] = 1
+
+    def roi_names(self):
+        return ["prf-visualrois/V1v"]
+
+    def roi_mask(self, name):
+        if name in ("prf-visualrois/V1v", "prf-visualrois"):
+            return self._roi == 1
+        raise KeyError(name)
+
+    def mean_by_stimulus(self, stimuli=None, voxels=None):
+        b = self._betas if voxels is None else self._betas[:, voxels]
+        ids = np.unique(self.trials["stimulus"].to_numpy())
+        means = np.stack([b[self.trials["stimulus"].to_numpy() == i].mean(0) for i in ids]).astype(np.float32)
+        return ids, means, np.full(len(ids), 2)
+
+
+class FakeImages:
+    def __init__(self, n=36, seed=0):
+        rng = np.random.default_rng(seed + 100)
+        self._imgs = {i: rng.integers(0, 256, size=(24, 20, 3), dtype=np.uint8) for i in range(n)}
+        self.ids = list(self._imgs)
+
+    def load(self, i):
+        return self._imgs[i]
+
+
+def tiny_cfg(**kw):
+    base = dict(epochs=2, batch_size=6, lr=1e-3, image_size=32, hidden=8, n_components=6, roi="all",
+                max_train_images=0, max_test_images=0, val_fraction=0.2, beta=1.0)
+    base.update(kw)
+    return make_config("realnet", "tiny", base)
+
+
+def factory():
+    return TinyCORnet(width=4, n_classes=10)
+
+
+# ----------------------------------------------------------------------------------------- losses
+def test_batch_pearson_matches_numpy_closed_form():
+    rng = np.random.default_rng(1)
+    p, y = rng.normal(size=(5, 13)), rng.normal(size=(5, 13))
+    ref = np.corrcoef(p, y)[:5, 5:]  # r(p_i, y_j)
+    r = batch_pearson_matrix(torch.tensor(p), torch.tensor(y)).numpy()
+    np.testing.assert_allclose(r, ref, atol=1e-6)
+    off = ref[~np.eye(5, dtype=bool)].mean()
+    expected = 1 - np.diag(ref).mean() + off
+    got = float(pearson_contrastive_loss(torch.tensor(p), torch.tensor(y)))
+    assert got == pytest.approx(expected, abs=1e-6)
+
+
+def _grads_of(term_fn):
+    torch.manual_seed(0)
+    model = ReAlnetFMRI(factory(), n_out=5, image_size=32, hidden=8)
+    x, y = torch.randn(6, 3, 32, 32), torch.randn(6, 5)
+    logits, pred = model(x)
+    term_fn(logits, pred, y).backward()
+    return model
+
+
+@pytest.mark.parametrize("term", ["ce", "mse", "corr"])
+def test_every_loss_term_alone_sends_gradient(term):
+    teacher = make_teacher(factory())
+    fns = {
+        "ce": lambda lo, p, y: F.cross_entropy(lo, torch.randint(0, 10, (6,), generator=torch.Generator().manual_seed(0))),
+        "mse": lambda lo, p, y: F.mse_loss(p, y),
+        "corr": lambda lo, p, y: pearson_contrastive_loss(p, y),
+    }
+    model = _grads_of(fns[term])
+    bb = model.backbone.V1.conv.weight.grad
+    assert bb is not None and bb.abs().sum() > 0
+    if term == "ce":
+        assert model.head.out.weight.grad is None  # CE does not touch the encoding head
+    else:
+        for p in (model.head.out.weight, model.head.layer_proj[0].weight, model.head.layer_proj[3].weight):
+            assert p.grad is not None and p.grad.abs().sum() > 0
+    del teacher
+
+
+def test_code_mode_gradient_is_ce_plus_beta_mse():
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3, 32, 32), torch.randn(6, 5)
+    grads = {}
+    for mode in ("code", "manual"):
+        torch.manual_seed(0)
+        model = ReAlnetFMRI(factory(), n_out=5, image_size=32, hidden=8)
+        teacher = make_teacher(factory())
+        logits, pred = model(x)
+        t = teacher(x)
+        if mode == "code":
+            loss, _ = realnet_loss(logits, t, pred, y, beta=3.0, mode="code")
+        else:
+            loss = F.cross_entropy(logits, t.argmax(1)) + 3.0 * F.mse_loss(pred, y)
+        loss.backward()
+        grads[mode] = [p.grad.clone() for p in model.parameters()]
+    for a, b in zip(grads["code"], grads["manual"]):
+        torch.testing.assert_close(a, b)
+
+
+def test_beta0_alignment_loss_sends_no_gradient():
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3, 32, 32), torch.randn(6, 5)
+    model = ReAlnetFMRI(factory(), n_out=5, image_size=32, hidden=8)
+    teacher = make_teacher(factory())
+    logits, pred = model(x)
+    t = teacher(x)
+    loss, parts = realnet_loss(logits, t, pred, y, beta=0.0)
+    loss.backward()
+    assert all(p.grad is None for p in model.head.parameters())
+    assert parts["mse"] > 0  # still logged
+    g0 = model.backbone.V1.conv.weight.grad.clone()
+    model.zero_grad(set_to_none=True)
+    logits, _ = model(x)
+    F.cross_entropy(logits, t.argmax(1)).backward()
+    torch.testing.assert_close(g0, model.backbone.V1.conv.weight.grad)
+    assert make_config("realnet", "tiny", {"control": "beta0"}).control == "beta0"
+
+
+# ----------------------------------------------------------------------------------------- data
+def test_targets_split_and_fit_on_training_images_only():
+    store = FakeStore()
+    t = prepare_targets(store, roi="prf-visualrois/V1v", n_components=5, val_fraction=0.25, seed=3)
+    assert set(t.test_ids) == set(range(28, 36))  # exactly the shared stimuli
+    assert not set(t.train_ids) & set(t.val_ids) and not (set(t.train_ids) | set(t.val_ids)) & set(t.test_ids)
+    assert t.y_train.shape == (21, 5) and t.components.shape == (5, 20)
+    np.testing.assert_allclose(t.y_train.mean(0), 0, atol=1e-4)  # PCA centred on training images
+    # corrupting val/test responses must not change the training targets (nothing fitted on them)
+    store2 = FakeStore()
+    rows = store2.trials["stimulus"].isin(list(t.val_ids) + list(t.test_ids)).to_numpy()
+    store2._betas[rows] *= 50
+    t2 = prepare_targets(store2, roi="prf-visualrois/V1v", n_components=5, val_fraction=0.25, seed=3)
+    np.testing.assert_allclose(t2.y_train, t.y_train, atol=1e-4)
+    with pytest.raises(InputError):
+        prepare_targets(store, roi="nope")
+
+
+def test_shuffled_control_permutes_pairs(tmp_path):
+    y = np.arange(20, dtype=np.float32).reshape(10, 2)
+    ys, perm = shuffle_pairs(y, 0)
+    assert sorted(perm) == list(range(10)) and not np.any(perm == np.arange(10))
+    np.testing.assert_array_equal(ys, y[perm])
+    cfg = tiny_cfg(control="shuffled", epochs=1)
+    train_realnet(FakeStore(), FakeImages(), tmp_path, cfg, backbone_factory=factory)
+    saved = np.load(tmp_path / "targets.npz")
+    perm = saved["perm_train"]
+    assert len(perm) == len(saved["train_ids"]) and not np.any(perm == np.arange(len(perm)))
+
+
+# ----------------------------------------------------------------------------------------- training
+def test_teacher_stays_frozen():
+    torch.manual_seed(0)
+    cfg = tiny_cfg(epochs=1)
+    store, images = FakeStore(), FakeImages()
+    from brainalign.training.data import PairDataset, load_images
+    t = prepare_targets(store, roi="all", n_components=4, val_fraction=0.2)
+    ds = PairDataset(load_images(images, t.train_ids, 32), t.y_train)
+    model, teacher = build_realnet(cfg, t.n_out, factory)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student_before = model.backbone.V1.conv.weight.detach().clone()
+    task = RealnetTask(model, teacher, ds, None, cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    task.on_train_epoch_start()
+    for batch in task.train_loader(0, 0, 1):
+        loss, _ = task.loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not teacher.training
+    assert all(not p.requires_grad for p in teacher.parameters())
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert not torch.equal(model.backbone.V1.conv.weight, student_before)  # the student did move
+
+
+def test_subjects_start_from_identical_weights(tmp_path):
+    cfg = tiny_cfg(epochs=1)
+    out = train_realnet_subjects({"s1": FakeStore(seed=1), "s2": FakeStore(seed=2)}, FakeImages(), tmp_path, cfg,
+                                 backbone_factory=factory)
+    fresh, _ = build_realnet(cfg, out["s1"]["n_out"], factory)
+    assert out["s1"]["backbone_init_sha"] == out["s2"]["backbone_init_sha"]
+    assert out["s1"]["backbone_init_sha"] == engine.state_fingerprint(fresh.backbone.state_dict())
+    assert out["s1"]["init_sha"] == out["s2"]["init_sha"] == engine.state_fingerprint(fresh.state_dict())
+    b1 = torch.load(tmp_path / "s1" / "backbone.pt", weights_only=False)["state_dict"]
+    b2 = torch.load(tmp_path / "s2" / "backbone.pt", weights_only=False)["state_dict"]
+    assert not torch.equal(b1["V1.conv.weight"], b2["V1.conv.weight"])  # trained on different data
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def test_resume_after_kill_reproduces_uninterrupted_run(tmp_path):
+    cfg = tiny_cfg(epochs=3)
+    store, images = FakeStore(), FakeImages()
+    train_realnet(store, images, tmp_path / "a", cfg, backbone_factory=factory)
+
+    def kill_after_1(epoch, row):
+        if epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_realnet(store, images, tmp_path / "b", cfg, backbone_factory=factory, on_epoch_end=kill_after_1)
+    assert torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=False)["epoch"] == 1
+    summary = train_realnet(store, images, tmp_path / "b", cfg, backbone_factory=factory, resume=True)
+    assert summary["resumed_from"] == 1
+    a = torch.load(tmp_path / "a/checkpoints/last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 3
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"])
+    ma, mb = pd.read_csv(tmp_path / "a/metrics.csv"), pd.read_csv(tmp_path / "b/metrics.csv")
+    pd.testing.assert_series_equal(ma["train_loss"], mb["train_loss"])
+    # changing an option between kill and resume is refused
+    with pytest.raises(InputError):
+        train_realnet(store, images, tmp_path / "b", tiny_cfg(epochs=4, lr=5e-3), backbone_factory=factory,
+                      resume=True)
+
+
+def test_outputs_and_exported_backbone(tmp_path):
+    cfg = tiny_cfg(epochs=2)
+    summary = train_realnet(FakeStore(), FakeImages(), tmp_path, cfg, backbone_factory=factory)
+    for name in ("metrics.csv", "training_curve.png", "backbone.pt", "model.pt", "summary.json",
+                 "checkpoints/last.pt", "checkpoints/best.pt", "targets.npz"):
+        assert (tmp_path / name).exists(), name
+    m = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(m["epoch"]) == [1, 2] and {"train_ce", "train_corr", "val_loss", "val_mse"} <= set(m.columns)
+    assert summary["best_epoch"] == int(m["val_loss"].idxmin()) + 1
+    assert summary["test"]["pattern_r"] == summary["test"]["pattern_r"]  # not NaN
+    ck = torch.load(tmp_path / "backbone.pt", weights_only=False)
+    assert ck["arch"] == "cornet_s" and "layers" in ck
+    fresh = factory()
+    fresh.load_state_dict(ck["state_dict"])
+    best = torch.load(tmp_path / "checkpoints/best.pt", weights_only=False)["model"]
+    torch.testing.assert_close(fresh.state_dict()["V1.conv.weight"], best["backbone.V1.conv.weight"])

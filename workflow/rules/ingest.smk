@@ -1,0 +1,79 @@
+# Ingestion: real dataset layouts -> ROI-masked zarr voxel stores (one job per subject).
+
+
+rule ingest_nsd:
+    input:
+        dataset_root("nsd"),
+    output:
+        directory(f"{R}/stores/nsd/subj{{subject}}.zarr"),
+    params:
+        root=NSD["root"],
+        options=" ".join(
+            [
+                f"--beta-version {NSD['beta_version']}",
+                f"--space {NSD['space']}",
+                f"--format {NSD['input_format']}",
+                f"--mask {NSD['mask']}",
+                f"--rois {','.join(NSD['atlases'])}" if NSD.get("atlases") else "",
+                "" if NSD["zscore"] else "--no-zscore",
+            ]
+        ),
+        code=code_fingerprint("ingest", "store.py", "noise_ceiling.py"),
+    log:
+        f"{R}/logs/ingest/nsd_subj{{subject}}.log",
+    benchmark:
+        f"{R}/benchmarks/ingest/nsd_subj{{subject}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "brainalign ingest nsd --root {params.root} --subject {wildcards.subject} --out {output} "
+        "{params.options} > {log} 2>&1"
+
+
+rule ingest_bold5000:
+    input:
+        dataset_root("bold5000"),
+    output:
+        directory(f"{R}/stores/bold5000/CSI{{subject}}.zarr"),
+    params:
+        root=B5K["root"] if B5K else "",
+        options="" if (B5K or {}).get("zscore", True) else "--no-zscore",
+        code=code_fingerprint("ingest", "store.py", "noise_ceiling.py"),
+    log:
+        f"{R}/logs/ingest/bold5000_CSI{{subject}}.log",
+    benchmark:
+        f"{R}/benchmarks/ingest/bold5000_CSI{{subject}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "brainalign ingest bold5000 --root {params.root} --subject {wildcards.subject} --out {output} "
+        "{params.options} > {log} 2>&1"
+
+
+rule ingest_things_eeg2:
+    input:
+        dataset_root("things_eeg2"),
+    output:
+        directory(f"{R}/stores/things_eeg2/sub-{{subject}}.zarr"),
+    params:
+        root=EEG["root"] if EEG else "",
+        code=code_fingerprint("ingest", "store.py"),
+    log:
+        f"{R}/logs/ingest/things_eeg2_sub-{{subject}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "brainalign ingest things-eeg2 --root {params.root} --subject {wildcards.subject} --out {output} "
+        "> {log} 2>&1"

@@ -1,0 +1,22 @@
+# Ground-truth simulator: writes NSD / BOLD5000 / THINGS-EEG2 trees in their real layouts (the embedded default).
+
+
+rule simulate:
+    output:
+        directory(f"{R}/simulated"),
+    params:
+        preset=config["simulate"]["preset"],
+        seed=SEED,
+        code=code_fingerprint("simulate"),
+    log:
+        f"{R}/logs/simulate.log",
+    benchmark:
+        f"{R}/benchmarks/simulate.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "brainalign simulate --out {output} --preset {params.preset} --seed {params.seed} > {log} 2>&1"
