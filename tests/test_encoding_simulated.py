@@ -79,12 +79,13 @@ def test_scores_high_where_signal_is_planted(sim):
     roles = gt["role"]
     inside = idx >= 0
     signal = inside & (roles > 0) & (gt["ncsnr"] > 0.5)
-    # brain voxels without planted signal: store voxels that are not signal voxels of the ground truth
-    noise_only = np.setdiff1d(np.arange(s.n_voxels), idx[inside & (roles > 0)])
-    print("score signal", sel.loc[idx[signal], "score"].mean(), "r noise-only", sel.loc[noise_only, "r"].mean())
-    assert len(noise_only) >= 10
+    # the simulator's "very noisy" signal voxels (planted ncsnr < 0.15)
+    noisy = inside & (roles > 0) & (gt["ncsnr"] < 0.15)
+    print("signal score", sel.loc[idx[signal], "score"].mean(), "r", sel.loc[idx[signal], "r"].mean(),
+          "noisy r", sel.loc[idx[noisy], "r"].mean(), signal.sum(), noisy.sum())
+    assert signal.sum() >= 50 and noisy.sum() >= 10
     assert sel.loc[idx[signal], "score"].mean() > 0.5
-    assert sel.loc[idx[signal], "r"].mean() > sel.loc[noise_only, "r"].mean() + 0.4
+    assert sel.loc[idx[signal], "r"].mean() > sel.loc[idx[noisy], "r"].mean() + 0.3
 
 
 def test_layer_hierarchy(sim):
@@ -104,5 +105,6 @@ def test_synthetic_beats_repetitions_and_decodes(sim):
     assert tests.loc[("all", "image"), "wilcoxon_p"] < 0.01
     dec = pd.read_parquet(sim["eval"] / "decoding.parquet")
     print(dec)
-    ffa = dec[(dec["roi"] == "floc-faces/FFA-1") & (dec["train"] == "synthetic")].iloc[0]
-    assert ffa["balanced_accuracy"] > ffa["chance"] + 0.15 and ffa["p_value"] < 0.05
+    syn = dec[(dec["roi"] == "all") & (dec["train"] == "synthetic")].iloc[0]
+    assert syn["n_classes"] == 5 and syn["n_per_class"] == 4
+    assert syn["balanced_accuracy"] > syn["chance"] + 0.2 and syn["p_value"] < 0.01

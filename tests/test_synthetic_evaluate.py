@@ -58,3 +58,19 @@ def test_noise_augmentation_allows_more_samples_than_images():
     res = decode_synthetic_to_real(Xs, ys, Xr, yr, n_per_class=(10, 100), n_repeats=1, n_permutations=50,
                                    syn_noise_sd=np.full(30, 0.5))
     assert list(res[res["train"] == "synthetic"]["n_per_class"]) == [10, 100]
+
+
+def test_permutation_balanced_accuracy_matches_sklearn():
+    from sklearn.metrics import balanced_accuracy_score
+
+    from brainalign.synthetic import permutation_p
+
+    rng = np.random.default_rng(3)
+    y = rng.choice(["a", "b", "c"], size=50, p=[0.5, 0.3, 0.2])
+    pred = np.where(rng.random(50) < 0.6, y, rng.choice(["a", "b", "c"], size=50))
+    acc, p = permutation_p(y, pred, n_permutations=300, seed=1)
+    assert abs(acc - balanced_accuracy_score(y, pred)) < 1e-12
+    assert p < 0.01
+    # null: p-values roughly uniform -> not tiny
+    acc0, p0 = permutation_p(y, rng.permutation(y), n_permutations=300, seed=1)
+    assert p0 > 0.01

@@ -17,7 +17,7 @@ rule rsa_fmri:
     params:
         names=" ".join(rsa_models()),
         rois=" ".join(RSA["rois"]),
-        trained_on=TRAIN_SUBJECTS[0],
+        trained_on=f"subj{TRAIN_SUBJECTS[0]}",
         seed=SEED,
         code=code_fingerprint("rsa", "store.py", "features"),
     log:

@@ -36,9 +36,10 @@ rule features_unseen:
 
 
 rule synthesize:
+    """Synthetic responses to the real images (for the comparison with real repetitions) and to unseen images."""
     input:
         encoder=f"{R}/encoding/{SYN['dataset']}/{{sub}}/{ENC['model']}/{{split}}",
-        features=f"{R}/features/unseen/{ENC['model']}.zarr",
+        features=[f"{R}/features/{SYN['dataset']}/{ENC['model']}.zarr", f"{R}/features/unseen/{ENC['model']}.zarr"],
     output:
         directory(f"{R}/synthetic/{SYN['dataset']}/{{sub}}/{{split}}/synthetic.zarr"),
     params:

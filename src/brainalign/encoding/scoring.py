@@ -72,12 +72,12 @@ def noise_ceiling_from_ncsnr(ncsnr, n_reps) -> np.ndarray:
     -------
     ndarray (n_voxels,) float64 in [0, 1)
     """
+    from ..noise_ceiling import noise_ceiling_from_ncsnr as _nc
+
     n_reps = np.atleast_1d(np.asarray(n_reps, dtype=np.float64))
     if (n_reps < 1).any():
         raise ValueError("n_reps must be >= 1")
-    A = float(np.mean(1.0 / n_reps))
-    s2 = np.asarray(ncsnr, dtype=np.float64) ** 2
-    return s2 / (s2 + A)
+    return _nc(ncsnr, n_reps)
 
 
 def stack_repetitions(stimulus, values, order=None):

@@ -1,0 +1,305 @@
+"""The results report: checks the three papers' qualitative findings on a results folder, states plainly
+which hold and which do not, and gathers the stages' figures and tables.
+
+Each finding is a row of ``findings.parquet`` (``finding``, ``paper``, ``expected``, ``observed``,
+``holds``); ``summary.md`` renders them with the figures. A finding whose inputs are absent (a stage not
+run) is reported as ``not run``, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import atomic_output
+
+#: ROIs whose best layer should come early / late in the hierarchy (NSD atlas names)
+EARLY_ROIS = ("prf-visualrois",)
+LATE_ROIS = ("floc-faces", "floc-bodies", "floc-places", "floc-words")
+#: the whole-cortex ROI the model comparisons summarise (NSD nsdgeneral atlas, label nsdgeneral)
+WHOLE_ROI = "nsdgeneral/nsdgeneral"
+
+
+@dataclass
+class Finding:
+    finding: str
+    paper: str
+    expected: str
+    observed: str
+    holds: str  # "yes" | "no" | "not run"
+
+
+def _read_many(pattern_root: Path, pattern: str, parts: tuple[str, ...]) -> pd.DataFrame:
+    """Concatenate every table matching ``pattern``; path components become columns named ``parts``."""
+    frames = []
+    for path in sorted(pattern_root.glob(pattern)):
+        df = pd.read_parquet(path)
+        rel = path.relative_to(pattern_root).parts
+        for name, value in zip(parts, rel):
+            df[name] = value
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def encoding_table(results: Path) -> pd.DataFrame:
+    """Per-ROI encoding summaries of every NSD model: subject, model, roi, layer, mean_score, mean_r, ..."""
+    return _read_many(results / "encoding" / "nsd", "*/*/nsd-shared/rois.parquet", ("subject", "model"))
+
+
+def _roi_group(roi: str) -> str | None:
+    atlas = roi.split("/")[0]
+    if atlas in EARLY_ROIS:
+        return "early"
+    if atlas in LATE_ROIS:
+        return "late"
+    return None
+
+
+def layer_hierarchy(enc: pd.DataFrame, model: str = "alexnet") -> Finding:
+    """Early visual ROIs are best predicted by earlier layers than category-selective ROIs."""
+    name, paper = f"layer hierarchy ({model})", "Delavari et al. 2025"
+    expected = "mean best-layer index of early ROIs (prf-visualrois) < that of category ROIs (floc-*)"
+    sub = enc[(enc.get("model") == model) & (enc.get("layer") != "selected")] if len(enc) else enc
+    if not len(sub):
+        return Finding(name, paper, expected, "encoding of this model not run", "not run")
+    order = {layer: i for i, layer in enumerate(dict.fromkeys(sub["layer"]))}
+    best = (sub.sort_values("mean_r", ascending=False).groupby(["subject", "roi"], as_index=False).first())
+    best["group"] = best["roi"].map(_roi_group)
+    best["index"] = best["layer"].map(order)
+    means = best.dropna(subset=["group"]).groupby("group")["index"].mean()
+    if not {"early", "late"} <= set(means.index):
+        return Finding(name, paper, expected, "ROIs of one group missing", "not run")
+    layers = list(order)
+    observed = (f"early ROIs: mean best layer {means['early']:.2f} (~{layers[int(round(means['early']))]}), "
+                f"category ROIs: {means['late']:.2f} (~{layers[int(round(means['late']))]})")
+    return Finding(name, paper, expected, observed, "yes" if means["early"] < means["late"] else "no")
+
+
+def _model_scores(enc: pd.DataFrame, subject: str, roi: str = WHOLE_ROI) -> pd.Series:
+    rows = enc[(enc["subject"] == subject) & (enc["layer"] == "selected") & (enc["roi"] == roi)]
+    return rows.set_index("model")["mean_r"]
+
+
+def realnet_encoding(enc: pd.DataFrame, trained_subjects: list[str]) -> list[Finding]:
+    """ReAlnet-fMRI's features predict held-out voxels better than the initial CORnet-S and the controls."""
+    out = []
+    paper = "Lu & Wang 2025 (ReAlnet-fMRI)"
+    for subj in trained_subjects:
+        aligned = f"realnet-{subj}-aligned"
+        for relation, subjects in (("within", [subj]),
+                                   ("across", sorted(set(enc.get("subject", [])) - {subj}))):
+            for s in subjects:
+                scores = _model_scores(enc, s)
+                name = f"encoding: ReAlnet({subj}) vs baselines on {s} ({relation} subject)"
+                expected = "mean test r (nsdgeneral, CV-chosen layer) of ReAlnet > CORnet-S initial, beta0, shuffled"
+                others = [m for m in ("cornet_s-initial", f"realnet-{subj}-beta0", f"realnet-{subj}-shuffled")
+                          if m in scores.index]
+                if aligned not in scores.index or not others:
+                    out.append(Finding(name, paper, expected, "models not run", "not run"))
+                    continue
+                observed = ", ".join(f"{m}: {scores[m]:.3f}" for m in [aligned] + others)
+                holds = all(scores[aligned] > scores[m] for m in others)
+                out.append(Finding(name, paper, expected, observed, "yes" if holds else "no"))
+    return out
+
+
+def realnet_rsa(rsa: pd.DataFrame, trained_subjects: list[str]) -> list[Finding]:
+    """ReAlnet-fMRI's RDMs (best layer) correlate more with fMRI RDMs than CORnet-S's and the controls'."""
+    out = []
+    paper = "Lu & Wang 2025 (ReAlnet-fMRI)"
+    if not len(rsa):
+        return [Finding("RSA: ReAlnet vs baselines", paper, "", "RSA not run", "not run")]
+    for subj in trained_subjects:
+        aligned = f"realnet-{subj}-aligned"
+        rows = rsa[(rsa["subject"] == "mean")]
+        for relation, part in rows.groupby("relation"):
+            best = part.groupby(["model", "roi"])["value"].max().unstack("roi")  # best layer per model and ROI
+            name = f"RSA: ReAlnet({subj}) vs baselines ({relation} subject, mean over ROIs of best-layer rho)"
+            expected = "ReAlnet > CORnet-S initial, beta0, shuffled"
+            others = [m for m in ("cornet_s-initial", f"realnet-{subj}-beta0", f"realnet-{subj}-shuffled")
+                      if m in best.index]
+            if aligned not in best.index or not others:
+                out.append(Finding(name, paper, expected, "models not run", "not run"))
+                continue
+            mean = best.mean(axis=1)
+            observed = ", ".join(f"{m}: {mean[m]:.3f}" for m in [aligned] + others)
+            holds = all(mean[aligned] > mean[m] for m in others)
+            out.append(Finding(name, paper, expected, observed, "yes" if holds else "no"))
+    return out
+
+
+def synthetic_findings(results: Path) -> list[Finding]:
+    """Claim 1 (synthetic vs real repetitions) and claim 2 (synthetic-trained decoder on real data)."""
+    out = []
+    paper = "Delavari et al. 2025"
+    for eval_dir in sorted((results / "synthetic").glob("*/*/*/evaluation")):
+        dataset, subject, split = eval_dir.parts[-4:-1]
+        label = f"{dataset} {subject}, {split} split"
+        c1 = pd.read_parquet(eval_dir / "claim1_images.parquet") if (eval_dir / "claim1_images.parquet").exists() else None
+        if c1 is not None and len(c1) and split == "repeated":
+            roi_col = "roi" if "roi" in c1.columns else None
+            part = c1[c1[roi_col] == "all"] if roi_col and (c1[roi_col] == "all").any() else c1
+            syn, real = part["c_syn"].mean(), part["c_real"].mean()
+            out.append(Finding(f"claim 1: synthetic vs real repetitions ({label})", paper,
+                               "mean pattern corr(synthetic, real rep) > corr(real rep, other real rep)",
+                               f"{syn:.3f} vs {real:.3f} over {part['image'].nunique() if 'image' in part else len(part)} images",
+                               "yes" if syn > real else "no"))
+        dec_path = eval_dir / "decoding.parquet"
+        if dec_path.exists():
+            dec = pd.read_parquet(dec_path)
+            synth = dec[dec["train"] == "synthetic"]
+            if "roi" in synth.columns and (synth["roi"] == "all").any():
+                synth = synth[synth["roi"] == "all"]
+            if len(synth):
+                best = synth.sort_values("balanced_accuracy").iloc[-1]
+                target = "unseen categories" if split == "unseen-categories" else "unseen images"
+                out.append(Finding(f"claim 2: decoder trained on synthetic fMRI classifies real fMRI ({label})",
+                                   paper, f"balanced accuracy on real responses to {target} > chance, p < 0.05",
+                                   f"{best['balanced_accuracy']:.3f} (chance {best['chance']:.3f}, p = {best['p_value']:.3g},"
+                                   f" {int(best['n_per_class'])} synthetic samples per class)",
+                                   "yes" if best["balanced_accuracy"] > best["chance"] and best["p_value"] < 0.05 else "no"))
+    if not out:
+        out.append(Finding("synthetic fMRI", paper, "", "synthetic-fMRI evaluation not run", "not run"))
+    return out
+
+
+def eeg_findings(results: Path) -> list[Finding]:
+    """Time-resolved RSA: the model-EEG curve peaks after stimulus onset and is flat before it."""
+    path = results / "rsa" / "eeg" / "rsa_eeg.parquet"
+    name, paper = "EEG RSA time course", "Lu, Wang & Golomb (ReAlnet, EEG)"
+    expected = "mean model-EEG correlation peaks after 0 s; |pre-stimulus mean| small; clusters only after onset"
+    if not path.exists():
+        return [Finding(name, paper, expected, "EEG RSA not run", "not run")]
+    eeg = pd.read_parquet(path)
+    mean = eeg[eeg["subject"] == "mean"].groupby("time")["value"].mean()
+    peak = float(mean.idxmax())
+    pre = float(mean[mean.index < 0].abs().mean())
+    post = float(mean[mean.index > 0].max())
+    clusters_path = results / "rsa" / "eeg" / "rsa_eeg_clusters.parquet"
+    early_clusters = 0
+    if clusters_path.exists():
+        cl = pd.read_parquet(clusters_path)
+        cl = cl[(cl["versus"] == "zero") & cl["significant"]]
+        early_clusters = int((cl["stop_time"] <= 0).sum())
+    observed = (f"peak at {peak * 1000:.0f} ms (value {post:.3f}); pre-stimulus mean |r| {pre:.3f}; "
+                f"significant clusters ending before onset: {early_clusters}")
+    holds = peak > 0 and pre < 0.5 * post and early_clusters == 0
+    return [Finding(name, paper, expected, observed, "yes" if holds else "no")]
+
+
+#: figures gathered from the stages: (glob under results, name in the report)
+FIGURES = [
+    ("encoding/nsd/*/*/nsd-shared/figures/score_vs_layer.png", "encoding_{2}_{3}"),
+    ("rsa/fmri/rsa_fmri.png", "rsa_fmri"),
+    ("rsa/eeg/rsa_eeg.png", "rsa_eeg"),
+    ("synthetic/*/*/*/evaluation/figures/*.png", "synthetic_{2}_{3}_{6}"),
+    ("training/realnet/*/*/training_curve.png", "training_{2}_{3}"),
+]
+
+
+def gather_figures(results: Path, out: Path) -> list[str]:
+    names = []
+    for pattern, template in FIGURES:
+        for path in sorted(results.glob(pattern)):
+            parts = path.relative_to(results).parts
+            name = template.format(*parts).replace(".png", "")
+            shutil.copyfile(path, out / f"{name}.png")
+            names.append(name)
+    return names
+
+
+def model_comparison_figure(enc: pd.DataFrame, rsa: pd.DataFrame, path: Path) -> bool:
+    """Bar chart: encoding r and RSA (best layer) per model, within vs across subjects."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not len(enc) and not len(rsa):
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    if len(enc):
+        sel = enc[(enc["layer"] == "selected") & (enc["roi"] == WHOLE_ROI)]
+        table = sel.pivot_table(index="model", columns="subject", values="mean_r")
+        table.plot.bar(ax=axes[0])
+        axes[0].set_ylabel("mean test r (nsdgeneral, CV-chosen layer)")
+        axes[0].set_title("Encoding: features -> held-out voxels")
+    if len(rsa):
+        best = rsa[rsa["subject"] == "mean"].groupby(["model", "relation", "roi"])["value"].max()
+        best.groupby(["model", "relation"]).mean().unstack("relation").plot.bar(ax=axes[1])
+        axes[1].set_ylabel("RSA rho (best layer, mean over ROIs)")
+        axes[1].set_title("RSA: model vs fMRI RDMs")
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=30)
+        for label in ax.get_xticklabels():
+            label.set_ha("right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def build_report(results, out) -> pd.DataFrame:
+    """Write ``summary.md``, ``findings.parquet`` and ``figures/`` for a results folder.
+
+    Parameters
+    ----------
+    results : path-like
+        The pipeline's results folder.
+    out : path-like
+        Report folder (written atomically as a whole).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The findings table.
+    """
+    results = Path(results)
+    enc = encoding_table(results)
+    rsa_path = results / "rsa" / "fmri" / "rsa_fmri.parquet"
+    rsa = pd.read_parquet(rsa_path) if rsa_path.exists() else pd.DataFrame()
+    trained = sorted({p.name for p in (results / "training" / "realnet").glob("subj*") if p.is_dir()})
+    findings = [layer_hierarchy(enc), *realnet_encoding(enc, trained), *realnet_rsa(rsa, trained),
+                *synthetic_findings(results), *eeg_findings(results)]
+    table = pd.DataFrame([f.__dict__ for f in findings])
+    with atomic_output(out) as tmp:
+        figures = tmp / "figures"
+        figures.mkdir(parents=True)
+        names = gather_figures(results, figures)
+        if model_comparison_figure(enc, rsa, figures / "model_comparison.png"):
+            names.insert(0, "model_comparison")
+        table.to_parquet(tmp / "findings.parquet", index=False)
+        (tmp / "summary.md").write_text(_markdown(results, table, enc, names))
+    return table
+
+
+def _markdown(results: Path, table: pd.DataFrame, enc: pd.DataFrame, figures: list[str]) -> str:
+    n_yes = int((table["holds"] == "yes").sum())
+    n_run = int((table["holds"] != "not run").sum())
+    lines = [f"# brainalign results: {results}", "",
+             f"{n_yes} of {n_run} checked findings hold on these data. Where a finding does not hold, the "
+             "table says so; on the simulator the planted brain decides what should hold (docs/simulator.md).", "",
+             "| finding | paper | expected | observed | holds |", "|---|---|---|---|---|"]
+    for row in table.itertuples():
+        lines.append(f"| {row.finding} | {row.paper} | {row.expected} | {row.observed} | **{row.holds}** |")
+    if len(enc):
+        sel = enc[enc["layer"] == "selected"].assign(atlas=lambda d: d["roi"].str.split("/").str[0])
+        sel = sel.pivot_table(index=["subject", "model"], columns="atlas", values="mean_score")
+        lines += ["", "## Encoding: mean noise-ceiling-normalised score per atlas (mean over its ROIs; "
+                  "CV-chosen layer per voxel)", "",
+                  sel.round(3).to_markdown() if _has_tabulate() else sel.round(3).to_string()]
+    lines += ["", "## Figures", ""] + [f"- `figures/{n}.png`" for n in figures]
+    return "\n".join(lines) + "\n"
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+

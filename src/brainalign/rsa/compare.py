@@ -20,7 +20,7 @@ from ._backend import as_tensor, like_input, small_work_threads
 
 METHODS = ("spearman", "corr", "cosine", "tau-a")
 
-_RANK_CHUNK_ELEMENTS = 1 << 24
+_RANK_CHUNK_ELEMENTS = 1 << 22
 _DOT_CHUNK = 1 << 20
 
 
@@ -32,13 +32,16 @@ def _rank_rows_numpy(x: np.ndarray) -> np.ndarray:
     starts = np.ones((n_rows, p), dtype=bool)
     np.not_equal(s[:, 1:], s[:, :-1], out=starts[:, 1:])
     del s
+    out = np.empty((n_rows, p), dtype=np.float64)
+    if starts.all():  # no ties (the usual case for continuous RDMs): rank = sorted position + 1
+        np.put_along_axis(out, order, np.broadcast_to(np.arange(1.0, p + 1.0), (n_rows, p)), axis=1)
+        return out
     starts = starts.ravel()
     group = np.cumsum(starts) - 1  # tie-group id, unique over all rows (each row starts a group)
     first = np.flatnonzero(starts)
     count = np.diff(np.append(first, n_rows * p))
     mean_rank = (first % p) + (count + 1) / 2.0  # mean of 1-based positions first+1 .. first+count
     del starts, first, count
-    out = np.empty((n_rows, p), dtype=np.float64)
     np.put_along_axis(out, order, mean_rank[group].reshape(n_rows, p), axis=1)
     return out
 
@@ -185,7 +188,7 @@ def compare_rdms(a, b, method: str = "spearman", device=None):
     if method == "tau-a":
         sim = torch.as_tensor(_tau_a_matrix(fa.double().cpu().numpy(), fb.double().cpu().numpy()))
     else:
-        with small_work_threads((fa.shape[0] + fb.shape[0]) * fa.shape[1] * 8, fa.device):
+        with small_work_threads((fa.shape[0] + fb.shape[0]) * fa.shape[1], fa.device, threshold=1 << 24):
             sim = dot_prepared(prepare_vectors(fa, method), prepare_vectors(fb, method))
         if method != "cosine":
             sim = sim.clamp(-1.0, 1.0)
@@ -219,7 +222,7 @@ def compare_paired(a, b, method: str = "spearman", device=None):
         sim = torch.as_tensor([_tau_a_matrix(x[None], y[None])[0, 0]
                                for x, y in zip(ta.double().cpu().numpy(), tb.double().cpu().numpy())])
     else:
-        with small_work_threads(2 * ta.numel() * 8, ta.device):
+        with small_work_threads(2 * ta.numel(), ta.device, threshold=1 << 24):
             pa, pb = prepare_vectors(ta, method), prepare_vectors(tb, method)
             sim = (pa.double() * pb.double()).sum(-1)
         if method != "cosine":

@@ -66,7 +66,7 @@ def _kernel_terms(x: torch.Tensor, method: str, noise: torch.Tensor | None):
     raise ValueError(f"unknown RDM method {method!r}; expected one of {METHODS}")
 
 
-def _blockwise(left, right, g, scale, block_size, out_device):
+def _blockwise(left, right, g, scale, block_size, out_device, unit_diagonal=False):
     batch, n, _ = left.shape
     out = torch.empty((batch, n_pairs(n)), dtype=left.dtype, device=out_device)
     i0 = 0
@@ -77,9 +77,15 @@ def _blockwise(left, right, g, scale, block_size, out_device):
             rows = int(block_size)
         i1 = min(n - 1, i0 + rows)
         gram = torch.matmul(left[:, i0:i1], right[:, i0:].transpose(-1, -2))  # (batch, b, n - i0)
-        d = (g[:, i0:i1, None] + g[:, None, i0:] - 2.0 * gram) * scale
-        mask = torch.ones(i1 - i0, n - i0, dtype=torch.bool, device=d.device).triu_(diagonal=1)
-        out[:, row_start(i0, n):row_start(i1, n)] = d[:, mask].to(out_device)
+        mask = torch.ones(i1 - i0, n - i0, dtype=torch.bool, device=gram.device).triu_(diagonal=1)
+        vals = gram[:, mask]  # upper-triangle entries of this block, row-major = condensed order
+        del gram
+        if unit_diagonal:  # correlation: d = 1 - <z_i, z_j>
+            vals.neg_().add_(1.0)
+        else:  # d = scale * (g_i + g_j - 2 <L_i, R_j>)
+            r, c = mask.nonzero(as_tuple=True)
+            vals.mul_(-2.0).add_(g[:, i0 + r]).add_(g[:, i0 + c]).mul_(scale)
+        out[:, row_start(i0, n):row_start(i1, n)] = vals.to(out_device)
         i0 = i1
     return out
 
@@ -129,9 +135,10 @@ def compute_rdms(patterns, method: str = "correlation", noise=None, block_size: 
             raise ValueError(f"noise must be ({n_chan}, {n_chan}), got {tuple(w.shape)}")
     if x.shape[-2] < 2:
         raise ValueError("an RDM needs at least 2 conditions")
-    with small_work_threads(x.numel() * 4 + x.shape[0] * x.shape[-2] ** 2, x.device):
+    # flops of the Gram products decide whether intra-op threads pay off
+    with small_work_threads(x.numel() * x.shape[-2], x.device, threshold=1 << 28):
         left, right, g, scale = _kernel_terms(x, method, w)
-        out = _blockwise(left, right, g, scale, block_size, x.device)
+        out = _blockwise(left, right, g, scale, block_size, x.device, unit_diagonal=method == "correlation")
     return like_input(out, patterns)
 
 

@@ -65,7 +65,7 @@ def eeg_rdms(data, method: str = "correlation", window: int = 1, step: int = 1, 
         folds = torch.stack([x[:, f::k].mean(dim=1) for f in range(k)])  # (k, cond, chan, win)
         batch = folds.permute(3, 0, 1, 2)  # (win, k, cond, chan)
     else:
-        batch = x.mean(dim=1).permute(2, 0, 1)  # (win, cond, chan)
+        batch = (x[:, 0] if n_reps == 1 else x.mean(dim=1)).permute(2, 0, 1)  # (win, cond, chan)
     out = compute_rdms(batch.contiguous(), method=method, noise=noise)
     return like_input(out, data), starts
 

@@ -12,7 +12,7 @@ from ..errors import InputError
 
 def add_arguments(p):
     p.add_argument("--encoder", required=True, help="output DIR of 'brainalign encode' (or DIR/encoder)")
-    p.add_argument("--features", help="feature cache of the stimuli to synthesise (generate mode)")
+    p.add_argument("--features", nargs="+", help="feature cache(s) of the stimuli to synthesise (generate mode)")
     p.add_argument("--stimuli", help="text file of stimulus ids to synthesise (default: all in the cache)")
     p.add_argument("--out", required=True, help="SYN.zarr (generate) or an output directory (--evaluate)")
     p.add_argument("--evaluate", action="store_true", help="run the claim-1 / decoding evaluations instead")

@@ -55,6 +55,34 @@ def _native_ids(ids, dtype: str):
     return np.asarray([str(s) for s in ids], dtype=object)
 
 
+def _predict_cache(enc, features_path, want, batch):
+    """Encoder predictions (n_stimuli, n_voxels) for the stimuli of one cache (all, or those in ``want``)."""
+    from ..features import open_feature_cache
+
+    cache = open_feature_cache(features_path)
+    missing = [name for name in enc.models if name not in cache.layers]
+    if missing:
+        raise InputError(features_path, f"cache lacks the encoder's layers {missing}")
+    for name, model in enc.models.items():
+        n_feat = cache.array(name).shape[1]
+        if n_feat != model.coef.shape[0]:
+            raise InputError(features_path, f"layer {name}: {n_feat} features, encoder expects {model.coef.shape[0]}")
+    for key, value in enc.meta.get("feature_cache_attrs", {}).items():
+        if cache.attrs.get(key) != value:
+            warnings.warn(f"{features_path}: feature cache {key}={cache.attrs.get(key)!r} differs from the "
+                          f"encoder's training features ({value!r})", UserWarning, stacklevel=3)
+    ids = [str(s) for s in cache.stimulus_ids.tolist()]
+    if want is not None:
+        wanted = set(want)
+        ids = [i for i in ids if i in wanted]
+    rows = cache.rows_for(ids)
+    pred = np.empty((len(ids), enc.n_voxels), dtype=np.float32)
+    for s in range(0, len(ids), batch):
+        r = rows[s : s + batch]
+        pred[s : s + batch] = enc.predict(lambda name: cache.layer(name, r))
+    return ids, pred
+
+
 def synthesize(encoder_dir, features_path, out, stimuli=None, batch: int = 2048) -> Path:
     """Predict responses for the stimuli of a feature cache and write them as a synthetic voxel store.
 
@@ -62,8 +90,9 @@ def synthesize(encoder_dir, features_path, out, stimuli=None, batch: int = 2048)
     ----------
     encoder_dir : path
         ``DIR`` or ``DIR/encoder`` of ``brainalign encode``.
-    features_path : path
-        Feature cache with the encoder's layers (same model, weights and reduction).
+    features_path : path or list of paths
+        Feature cache(s) with the encoder's layers (same model, weights and reduction); several caches
+        (e.g. the real images and a folder of unseen images) go into one store, in order.
     out : path
         Output ``*.zarr``.
     stimuli : list, optional
@@ -73,36 +102,22 @@ def synthesize(encoder_dir, features_path, out, stimuli=None, batch: int = 2048)
     -------
     Path of the written store.
     """
-    from ..features import open_feature_cache
     from ..store import write_voxel_store
     from ..encoding.model import VoxelwiseEncoder
 
     enc = VoxelwiseEncoder.load(encoder_dir)
-    cache = open_feature_cache(features_path)
-    missing = [name for name in enc.models if name not in cache.layers]
-    if missing:
-        raise InputError(features_path, f"cache lacks the encoder's layers {missing}")
-    for name, model in enc.models.items():
-        n_feat = cache.array(name).shape[1]
-        if n_feat != model.coef.shape[0]:
-            raise InputError(features_path, f"layer {name}: {n_feat} features, encoder expects {model.coef.shape[0]}")
-    fit_attrs = enc.meta.get("feature_cache_attrs", {})
-    for key, value in fit_attrs.items():
-        if cache.attrs.get(key) != value:
-            warnings.warn(f"feature cache {key}={cache.attrs.get(key)!r} differs from the encoder's training "
-                          f"features ({value!r})", UserWarning, stacklevel=2)
-    ids = [str(s) for s in cache.stimulus_ids.tolist()]
-    if stimuli is not None:
-        want = [str(s) for s in stimuli]
-        absent = set(want) - set(ids)
-        if absent:
-            raise InputError(features_path, f"{len(absent)} requested stimuli not in the cache")
-        ids = want
-    rows = cache.rows_for(ids)
-    pred = np.empty((len(ids), enc.n_voxels), dtype=np.float32)
-    for s in range(0, len(ids), batch):
-        r = rows[s : s + batch]
-        pred[s : s + batch] = enc.predict(lambda name: cache.layer(name, r))
+    paths = [features_path] if isinstance(features_path, (str, Path)) else list(features_path)
+    want = None if stimuli is None else [str(s) for s in stimuli]
+    ids, preds = [], []
+    for path in paths:
+        cache_ids, cache_pred = _predict_cache(enc, path, want, batch)
+        ids += cache_ids
+        preds.append(cache_pred)
+    if len(set(ids)) != len(ids):
+        raise InputError(", ".join(map(str, paths)), "the feature caches share stimuli; each must be synthesised once")
+    if want is not None and set(want) - set(ids):
+        raise InputError(", ".join(map(str, paths)), f"{len(set(want) - set(ids))} requested stimuli not in the caches")
+    pred = np.concatenate(preds) if preds else np.empty((0, enc.n_voxels), np.float32)
     shared = set(enc.meta.get("shared_stimuli", []))
     trials = pd.DataFrame({
         "session": 1, "trial": np.arange(1, len(ids) + 1), "stimulus": _native_ids(ids, enc.meta.get("stimulus_dtype", "str")),
@@ -117,7 +132,7 @@ def synthesize(encoder_dir, features_path, out, stimuli=None, batch: int = 2048)
     attrs = {
         "dataset": enc.meta.get("dataset", "unknown"), "subject": enc.meta.get("subject", "unknown"),
         "zscored": bool(enc.meta.get("zscored") or False), "synthetic": True,
-        "provenance": {"stage": "synthesize", "encoder": str(encoder_dir), "features": str(features_path),
+        "provenance": {"stage": "synthesize", "encoder": str(encoder_dir), "features": [str(p) for p in paths],
                        "source_store": enc.meta.get("store"), "layers_used": list(enc.models)},
     }
     write_voxel_store(out, pred, trials, g["voxel_ijk"], g["grid_shape"], g["affine"], rois=encoder_rois(enc),

@@ -1,0 +1,21 @@
+"""``brainalign report --results DIR --out DIR/report``: findings, figures and summary of a results folder."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--results", required=True, help="the pipeline's results folder")
+    parser.add_argument("--out", required=True, help="report folder (summary.md, findings.parquet, figures/)")
+
+
+def run(args) -> int:
+    from . import build_report
+
+    table = build_report(args.results, args.out)
+    for row in table.itertuples():
+        log.info("[%s] %s: %s", row.holds, row.finding, row.observed)
+    return 0
