@@ -12,6 +12,15 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    subject=r"[0-9]+",
+    model=r"[A-Za-z0-9_]+",
+    stimset=r"nsd|bold5000|things_eeg2|unseen",
+    variant=r"aligned|beta0|shuffled",
+
+
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/features.smk"

@@ -1,4 +1,4 @@
-# Shared names, wildcards and targets. Everything here is cheap to evaluate (it runs at every start).
+# Shared names, helper functions and targets (rule files hold rules only). Everything here is cheap to evaluate (it runs at every start).
 from brainalign.provenance import code_fingerprint
 
 R = config["results"]
@@ -14,15 +14,9 @@ FEATURE_MODELS = list(config["features"]["models"])
 TRAIN_SUBJECTS = [f"{s:02d}" for s in config["training"].get("subjects", NSD["subjects"])]
 TRAIN_VARIANTS = ["aligned"] + list(config["training"].get("controls", []))
 
-wildcard_constraints:
-    subject=r"[0-9]+",
-    model=r"[A-Za-z0-9_]+",
-    stimset=r"nsd|bold5000|things_eeg2|unseen",
-    variant=r"aligned|beta0|shuffled",
-
 
 def dataset_root(name):
-    """Input for a rule that reads a dataset root: the simulator's output when simulating."""
+    """Input of the jobs that read a dataset root (the simulator's output when simulating, else none)."""
     return f"{R}/simulated" if config["simulate"]["enabled"] else []
 
 
@@ -41,3 +35,75 @@ def all_targets():
         targets.append(f"{R}/rsa/eeg")
     targets += expand(f"{R}/training/realnet/subj{{s}}/{{v}}", s=TRAIN_SUBJECTS, v=TRAIN_VARIANTS)
     return targets
+
+
+# --- features ---
+FEAT = config["features"]
+# how feature extraction runs (device, batching); not what it computes
+FEAT_RUN = f"--device {FEAT['device']} --batch-size {FEAT['batch_size']} --workers {FEAT['workers']}"
+STIMULUS_SPECS = {
+    "nsd": f"nsd:{NSD['root']}",
+    "bold5000": f"bold5000:{B5K['root']}" if B5K else None,
+    "things_eeg2": f"things-eeg2:{EEG['root']}:test" if EEG else None,
+}
+STIMSET_STORES = {
+    "nsd": lambda: expand(f"{R}/stores/nsd/subj{{s}}.zarr", s=NSD_SUBJECTS),
+    "bold5000": lambda: expand(f"{R}/stores/bold5000/CSI{{s}}.zarr", s=B5K_SUBJECTS),
+}
+
+
+def _feature_options(wc):
+    spec = FEAT["models"][wc.model]
+    reduce = spec.get("reduce", "pool")
+    if wc.stimset == "things_eeg2" and reduce == "pca":
+        reduce = "pool"  # the 200 EEG test images are too few to fit a PCA on, and none may be trained on
+    opts = [f"--weights {spec['weights']}", f"--layers {' '.join(spec['layers'])}", f"--reduce {reduce}"]
+    if reduce == "pca":
+        opts.append(f"--pca-components {spec.get('pca_components', 128)} --pca-train-ids {R}/features/{wc.stimset}/train_stimuli.txt")
+    if wc.stimset in STIMSET_STORES:
+        opts.append(f"--ids {R}/features/{wc.stimset}/stimuli.txt")
+    return " ".join(opts)
+
+
+# --- encoding ---
+ENC = config["encoding"]
+ENC_ALPHAS = "logspace:{log10_min}:{log10_max}:{n}".format(**ENC["alphas"])
+ENC_STORES = {
+    "nsd": lambda sub: f"{R}/stores/nsd/{sub}.zarr",
+    "bold5000": lambda sub: f"{R}/stores/bold5000/{sub}.zarr",
+}
+
+
+def category_table():
+    return f"{R}/synthetic/categories.parquet"
+
+
+# --- rsa ---
+RSA = config["rsa"]
+
+
+def rsa_models():
+    """Feature-cache names compared with the brain: configured CNNs, the initial CORnet-S and the trained models."""
+    return FEATURE_MODELS + trained_models()
+
+
+# --- synthetic ---
+SYN = config["synthetic"]
+
+
+# --- training ---
+TRAIN = config["training"]
+TRAIN_CONTROL = {"aligned": "none", "beta0": "beta0", "shuffled": "shuffled"}
+
+
+def trained_checkpoint(name):
+    """'cornet_s-initial' or 'realnet-subj01-aligned' -> the checkpoint file the feature cache loads."""
+    if name == "cornet_s-initial":
+        return f"{R}/training/realnet/initial_backbone.pt"
+    _, subj, variant = name.split("-")
+    return f"{R}/training/realnet/{subj}/{variant}/backbone.pt"
+
+
+def trained_models():
+    """Feature-cache names of the untrained baseline and of every trained model and control."""
+    return ["cornet_s-initial"] + [f"realnet-subj{s}-{v}" for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]

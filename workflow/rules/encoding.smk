@@ -1,18 +1,6 @@
 # Voxelwise encoding models: features -> voxel responses, alpha per voxel by K-fold CV, scored on test images.
 
-ENC = config["encoding"]
-ENC_ALPHAS = "logspace:{log10_min}:{log10_max}:{n}".format(**ENC["alphas"])
 # dataset -> (store path pattern by subject directory name, default split)
-ENC_STORES = {
-    "nsd": lambda sub: f"{R}/stores/nsd/{sub}.zarr",
-    "bold5000": lambda sub: f"{R}/stores/bold5000/{sub}.zarr",
-}
-
-
-def category_table():
-    return f"{R}/synthetic/categories.parquet"
-
-
 rule categories:
     """Stimulus -> category table for the unseen-category split and the decoding evaluation."""
     input:
@@ -51,6 +39,9 @@ rule encode:
         if wc.split == "unseen-categories"
         else "",
         alphas=ENC_ALPHAS,
+        folds=ENC["folds"],
+        solver=ENC["solver"],
+        device=ENC["device"],
         seed=SEED,
         code=code_fingerprint("encoding", "store.py", "noise_ceiling.py"),
     log:
@@ -66,5 +57,5 @@ rule encode:
         "../../envs/analysis.yaml"
     shell:
         "brainalign encode --store {input.store} --features {input.features} --split {wildcards.split} "
-        "{params.categories} --alphas {params.alphas} --folds {ENC[folds]} --solver {ENC[solver]} "
-        "--device {ENC[device]} --seed {params.seed} --out {output} > {log} 2>&1"
+        "{params.categories} --alphas {params.alphas} --folds {params.folds} --solver {params.solver} "
+        "--device {params.device} --seed {params.seed} --out {output} > {log} 2>&1"

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 # Report: findings stated against the three papers, figures and tables; also feeds `snakemake --report`.
 
 
@@ -14,6 +16,8 @@ rule report:
         ),
         findings=f"{R}/report/findings.parquet",
     params:
+        results=lambda wc, output: Path(output.summary).parents[1],
+        out=lambda wc, output: Path(output.summary).parent,
         code=code_fingerprint("report"),
     log:
         f"{R}/logs/report.log",
@@ -23,7 +27,7 @@ rule report:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "brainalign report --results {R} --out {R}/report > {log} 2>&1"
+        "brainalign report --results {params.results} --out {params.out} > {log} 2>&1"
 
 
 rule manifest:

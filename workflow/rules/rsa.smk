@@ -1,13 +1,5 @@
 # RSA: model layers vs ROIs of every subject (within / across subjects), and time-resolved vs EEG.
 
-RSA = config["rsa"]
-
-
-def rsa_models():
-    """Feature-cache names compared with the brain: configured CNNs, the initial CORnet-S and the trained models."""
-    return FEATURE_MODELS + trained_models()
-
-
 rule rsa_fmri:
     input:
         features=lambda wc: expand(f"{R}/features/nsd/{{m}}.zarr", m=rsa_models()),
@@ -19,6 +11,9 @@ rule rsa_fmri:
         rois=" ".join(RSA["rois"]),
         trained_on=f"subj{TRAIN_SUBJECTS[0]}",
         seed=SEED,
+        distance=RSA["distance"],
+        comparison=RSA["comparison"],
+        bootstrap=RSA["bootstrap"],
         code=code_fingerprint("rsa", "store.py", "features"),
     log:
         f"{R}/logs/rsa/fmri.log",
@@ -32,8 +27,8 @@ rule rsa_fmri:
         "../../envs/analysis.yaml"
     shell:
         "brainalign rsa --features {input.features} --model-names {params.names} --stores {input.stores} "
-        "--rois {params.rois} --trained-on {params.trained_on} --rdm-method {RSA[distance]} --method {RSA[comparison]} "
-        "--n-boot {RSA[bootstrap]} --seed {params.seed} --out {output} > {log} 2>&1"
+        "--rois {params.rois} --trained-on {params.trained_on} --rdm-method {params.distance} "
+        "--method {params.comparison} --n-boot {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
 
 
 rule rsa_eeg:
@@ -45,6 +40,10 @@ rule rsa_eeg:
     params:
         names=" ".join(rsa_models()),
         seed=SEED,
+        distance=RSA["distance"],
+        comparison=RSA["comparison"],
+        bootstrap=RSA["bootstrap"],
+        permutations=RSA["permutations"],
         code=code_fingerprint("rsa", "store.py", "features"),
     log:
         f"{R}/logs/rsa/eeg.log",
@@ -58,5 +57,5 @@ rule rsa_eeg:
         "../../envs/analysis.yaml"
     shell:
         "brainalign rsa --features {input.features} --model-names {params.names} --eeg-stores {input.stores} "
-        "--rdm-method {RSA[distance]} --method {RSA[comparison]} --n-boot {RSA[bootstrap]} "
-        "--n-permutations {RSA[permutations]} --seed {params.seed} --out {output} > {log} 2>&1"
+        "--rdm-method {params.distance} --method {params.comparison} --n-boot {params.bootstrap} "
+        "--n-permutations {params.permutations} --seed {params.seed} --out {output} > {log} 2>&1"

@@ -7,6 +7,12 @@ rule simulate:
     params:
         preset=config["simulate"]["preset"],
         seed=SEED,
+        # simulate at least the subjects the config asks for, whatever the preset's default
+        sizes=" ".join(
+            [f"--nsd-subjects {max(NSD['subjects'])}"]
+            + ([f"--b5k-subjects {max(B5K['subjects'])}"] if B5K else [])
+            + ([f"--things-subjects {max(EEG['subjects'])}"] if EEG else [])
+        ),
         code=code_fingerprint("simulate"),
     log:
         f"{R}/logs/simulate.log",
@@ -19,4 +25,4 @@ rule simulate:
     conda:
         "../../envs/core.yaml"
     shell:
-        "brainalign simulate --out {output} --preset {params.preset} --seed {params.seed} > {log} 2>&1"
+        "brainalign simulate --out {output} --preset {params.preset} --seed {params.seed} {params.sizes} > {log} 2>&1"

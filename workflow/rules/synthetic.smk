@@ -1,9 +1,6 @@
 # Synthetic fMRI for unseen images (Delavari, Sigal & Oruc 2025): encoder + new images -> synthetic store,
 # then its evaluations against real repetitions and real responses of unseen images / categories.
 
-SYN = config["synthetic"]
-
-
 rule features_unseen:
     """Features of images never shown in the scanner, reduced with the PCA fitted on the encoder's training images."""
     input:
@@ -12,6 +9,7 @@ rule features_unseen:
     output:
         directory(f"{R}/features/unseen/{{model}}.zarr"),
     params:
+        run=FEAT_RUN,
         folder=SYN.get("unseen_images") or f"{R}/simulated/unseen_images",
         options=lambda wc: "--reduce pca --pca-from {}".format(f"{R}/features/{SYN['dataset']}/{wc.model}.zarr")
         if FEAT["models"][wc.model].get("reduce") == "pca"
@@ -31,8 +29,8 @@ rule features_unseen:
         "../../envs/torch.yaml"
     shell:
         "brainalign features --stimuli folder:{params.folder} --model {wildcards.model} --weights {params.weights} "
-        "--layers {params.layers} {params.options} --seed {params.seed} --device {FEAT[device]} "
-        "--batch-size {FEAT[batch_size]} --workers {FEAT[workers]} --out {output} --no-progress > {log} 2>&1"
+        "--layers {params.layers} {params.options} --seed {params.seed} {params.run} "
+        "--out {output} --no-progress > {log} 2>&1"
 
 
 rule synthesize:
@@ -65,6 +63,7 @@ rule synthetic_evaluate:
         directory(f"{R}/synthetic/{SYN['dataset']}/{{sub}}/{{split}}/evaluation"),
     params:
         n_per_class=" ".join(map(str, SYN["samples_per_class"])),
+        permutations=SYN["permutations"],
         seed=SEED,
         code=code_fingerprint("synthetic", "encoding", "store.py"),
     log:
@@ -78,4 +77,4 @@ rule synthetic_evaluate:
     shell:
         "brainalign synthesize --evaluate --encoder {input.encoder} --store {input.store} "
         "--synthetic {input.synthetic} --categories {input.categories} --n-per-class {params.n_per_class} "
-        "--permutations {SYN[permutations]} --seed {params.seed} --out {output} > {log} 2>&1"
+        "--permutations {params.permutations} --seed {params.seed} --out {output} > {log} 2>&1"

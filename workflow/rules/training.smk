@@ -1,9 +1,5 @@
 # Brain-aligned training: ReAlnet-fMRI (one model per subject) and its controls, all from one initial backbone.
 
-TRAIN = config["training"]
-TRAIN_CONTROL = {"aligned": "none", "beta0": "beta0", "shuffled": "shuffled"}
-
-
 rule initial_backbone:
     output:
         f"{R}/training/realnet/initial_backbone.pt",
@@ -32,7 +28,7 @@ rule train:
     params:
         stimuli=f"nsd:{NSD['root']}",
         preset=TRAIN["preset"],
-        beta=TRAIN["beta"],
+        beta="" if TRAIN["beta"] is None else f"--beta {TRAIN['beta']}",
         control=lambda wc: TRAIN_CONTROL[wc.variant],
         gpus=TRAIN["gpus"],
         code=code_fingerprint("training", "models", "stimuli.py", "store.py"),
@@ -52,20 +48,7 @@ rule train:
         "N=${{SLURM_GPUS_ON_NODE:-{params.gpus}}}; "
         'if [ "$N" -gt 1 ]; then L="torchrun --standalone --nproc_per_node=$N -m brainalign"; else L=brainalign; fi; '
         "$L train realnet --store {input.store} --stimuli {params.stimuli} --out {output} --config {params.preset} "
-        "--beta {params.beta} --control {params.control} --weights {input.initial} > {log} 2>&1"
-
-
-def trained_checkpoint(name):
-    """'cornet_s-initial' or 'realnet-subj01-aligned' -> the checkpoint file the feature cache loads."""
-    if name == "cornet_s-initial":
-        return f"{R}/training/realnet/initial_backbone.pt"
-    _, subj, variant = name.split("-")
-    return f"{R}/training/realnet/{subj}/{variant}/backbone.pt"
-
-
-def trained_models():
-    """Feature-cache names of the untrained baseline and of every trained model and control."""
-    return ["cornet_s-initial"] + [f"realnet-subj{s}-{v}" for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]
+        "{params.beta} --control {params.control} --weights {input.initial} > {log} 2>&1"
 
 
 rule features_trained:
@@ -82,6 +65,7 @@ rule features_trained:
         trained=r"cornet_s-initial|realnet-subj[0-9]+-(aligned|beta0|shuffled)",
         stimset="nsd|things_eeg2",
     params:
+        run=FEAT_RUN,
         spec=lambda wc: STIMULUS_SPECS[wc.stimset],
         ids=lambda wc, input: f"--ids {input.lists[0]}" if input.lists else "",
         checkpoint=lambda wc: trained_checkpoint(wc.trained),
@@ -97,5 +81,4 @@ rule features_trained:
         "../../envs/torch.yaml"
     shell:
         "brainalign features --stimuli {params.spec} {params.ids} --model {params.checkpoint} "
-        "--layers V1 V2 V4 IT avgpool --reduce pool --device {FEAT[device]} --batch-size {FEAT[batch_size]} "
-        "--workers {FEAT[workers]} --out {output} --no-progress > {log} 2>&1"
+        "--layers V1 V2 V4 IT avgpool --reduce pool {params.run} --out {output} --no-progress > {log} 2>&1"

@@ -1,0 +1,41 @@
+"""Report findings: each check says 'yes' exactly when the tables show the paper's pattern."""
+
+import pandas as pd
+import pytest
+
+from brainalign.report import WHOLE_ROI, build_report, layer_hierarchy, realnet_encoding
+
+LAYERS = ["conv1", "conv3", "fc7"]
+
+
+def _encoding(best_early, best_late):
+    rows = []
+    for subject in ("subj01", "subj02"):
+        for roi, best in (("prf-visualrois/V1v", best_early), ("floc-faces/FFA-1", best_late)):
+            for layer in LAYERS:
+                rows.append(dict(subject=subject, model="alexnet", roi=roi, layer=layer,
+                                 mean_r=0.5 if layer == best else 0.1, mean_score=0.3))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("early, late, expected", [("conv1", "fc7", "yes"), ("fc7", "conv1", "no"),
+                                                   ("conv3", "conv3", "no")])
+def test_layer_hierarchy(early, late, expected):
+    assert layer_hierarchy(_encoding(early, late)).holds == expected
+
+
+def test_realnet_encoding_within_and_across():
+    scores = {"realnet-subj01-aligned": 0.40, "cornet_s-initial": 0.30, "realnet-subj01-beta0": 0.35,
+              "realnet-subj01-shuffled": 0.20}
+    rows = [dict(subject=s, model=m, roi=WHOLE_ROI, layer="selected", mean_r=v - (0.3 if s == "subj02" and
+                 m == "realnet-subj01-aligned" else 0.0))
+            for s in ("subj01", "subj02") for m, v in scores.items()]
+    findings = realnet_encoding(pd.DataFrame(rows), ["subj01"])
+    assert [f.holds for f in findings] == ["yes", "no"]  # within subj01 better; across (subj02) worse
+    assert "within" in findings[0].finding and "across" in findings[1].finding
+
+
+def test_report_on_empty_results_says_not_run(tmp_path):
+    table = build_report(tmp_path, tmp_path / "report")
+    assert (table["holds"] == "not run").all()
+    assert (tmp_path / "report" / "summary.md").read_text().startswith("# brainalign results")
