@@ -15,15 +15,7 @@ import pandas as pd
 import pytest
 import scipy.io
 
-NSD_LABELS = {
-    "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
-    "floc-faces": ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"],
-    "floc-bodies": ["EBA", "FBA-1", "FBA-2", "mTL-bodies"],
-    "floc-places": ["OPA", "PPA", "RSC"],
-    "floc-words": ["OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"],
-    "streams": ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"],
-    "nsdgeneral": ["nsdgeneral"],
-}
+from fixtures_layouts import NSD_ATLAS_LABELS as NSD_LABELS  # written from datasets.md, not the simulator
 CH_NAMES = ["Pz", "P3", "P7", "O1", "Oz", "O2", "P4", "P8", "P1", "P5", "PO7", "PO3", "POz", "PO4", "PO8", "P6", "P2"]
 pytestmark = pytest.mark.xdist_group("simulated_root")
 

@@ -84,26 +84,27 @@ def _model_scores(enc: pd.DataFrame, subject: str, roi: str = WHOLE_ROI) -> pd.S
     return rows.set_index("model")["mean_r"]
 
 
+def _compare_to_baselines(name, paper, expected, values: pd.Series, subj: str) -> Finding:
+    """ReAlnet(subj) against the initial CORnet-S and the controls, given one value per model name."""
+    aligned = f"realnet-{subj}-aligned"
+    others = [m for m in ("cornet_s-initial", f"realnet-{subj}-beta0", f"realnet-{subj}-shuffled") if m in values.index]
+    if aligned not in values.index or not others:
+        return Finding(name, paper, expected, "models not run", "not run")
+    observed = ", ".join(f"{m}: {values[m]:.3f}" for m in [aligned] + others)
+    return Finding(name, paper, expected, observed, "yes" if all(values[aligned] > values[m] for m in others) else "no")
+
+
 def realnet_encoding(enc: pd.DataFrame, trained_subjects: list[str]) -> list[Finding]:
     """ReAlnet-fMRI's features predict held-out voxels better than the initial CORnet-S and the controls."""
     out = []
     paper = "Lu & Wang 2025 (ReAlnet-fMRI)"
+    expected = "mean test r (nsdgeneral, CV-chosen layer) of ReAlnet > CORnet-S initial, beta0, shuffled"
     for subj in trained_subjects:
-        aligned = f"realnet-{subj}-aligned"
         for relation, subjects in (("within", [subj]),
                                    ("across", sorted(set(enc.get("subject", [])) - {subj}))):
             for s in subjects:
-                scores = _model_scores(enc, s)
                 name = f"encoding: ReAlnet({subj}) vs baselines on {s} ({relation} subject)"
-                expected = "mean test r (nsdgeneral, CV-chosen layer) of ReAlnet > CORnet-S initial, beta0, shuffled"
-                others = [m for m in ("cornet_s-initial", f"realnet-{subj}-beta0", f"realnet-{subj}-shuffled")
-                          if m in scores.index]
-                if aligned not in scores.index or not others:
-                    out.append(Finding(name, paper, expected, "models not run", "not run"))
-                    continue
-                observed = ", ".join(f"{m}: {scores[m]:.3f}" for m in [aligned] + others)
-                holds = all(scores[aligned] > scores[m] for m in others)
-                out.append(Finding(name, paper, expected, observed, "yes" if holds else "no"))
+                out.append(_compare_to_baselines(name, paper, expected, _model_scores(enc, s), subj))
     return out
 
 
@@ -114,21 +115,11 @@ def realnet_rsa(rsa: pd.DataFrame, trained_subjects: list[str]) -> list[Finding]
     if not len(rsa):
         return [Finding("RSA: ReAlnet vs baselines", paper, "", "RSA not run", "not run")]
     for subj in trained_subjects:
-        aligned = f"realnet-{subj}-aligned"
-        rows = rsa[(rsa["subject"] == "mean")]
-        for relation, part in rows.groupby("relation"):
+        for relation, part in rsa[rsa["subject"] == "mean"].groupby("relation"):
             best = part.groupby(["model", "roi"])["value"].max().unstack("roi")  # best layer per model and ROI
             name = f"RSA: ReAlnet({subj}) vs baselines ({relation} subject, mean over ROIs of best-layer rho)"
-            expected = "ReAlnet > CORnet-S initial, beta0, shuffled"
-            others = [m for m in ("cornet_s-initial", f"realnet-{subj}-beta0", f"realnet-{subj}-shuffled")
-                      if m in best.index]
-            if aligned not in best.index or not others:
-                out.append(Finding(name, paper, expected, "models not run", "not run"))
-                continue
-            mean = best.mean(axis=1)
-            observed = ", ".join(f"{m}: {mean[m]:.3f}" for m in [aligned] + others)
-            holds = all(mean[aligned] > mean[m] for m in others)
-            out.append(Finding(name, paper, expected, observed, "yes" if holds else "no"))
+            out.append(_compare_to_baselines(name, paper, "ReAlnet > CORnet-S initial, beta0, shuffled",
+                                             best.mean(axis=1), subj))
     return out
 
 
@@ -140,7 +131,7 @@ def synthetic_findings(results: Path) -> list[Finding]:
         dataset, subject, split = eval_dir.parts[-4:-1]
         label = f"{dataset} {subject}, {split} split"
         c1 = pd.read_parquet(eval_dir / "claim1_images.parquet") if (eval_dir / "claim1_images.parquet").exists() else None
-        if c1 is not None and len(c1) and split == "repeated":
+        if c1 is not None and {"c_syn", "c_real"} <= set(c1.columns) and len(c1) and split == "repeated":
             roi_col = "roi" if "roi" in c1.columns else None
             part = c1[c1[roi_col] == "all"] if roi_col and (c1[roi_col] == "all").any() else c1
             syn, real = part["c_syn"].mean(), part["c_real"].mean()
@@ -151,10 +142,13 @@ def synthetic_findings(results: Path) -> list[Finding]:
         dec_path = eval_dir / "decoding.parquet"
         if dec_path.exists():
             dec = pd.read_parquet(dec_path)
-            synth = dec[dec["train"] == "synthetic"]
+            synth = dec[dec["train"] == "synthetic"] if "train" in dec.columns else dec.iloc[:0]
             if "roi" in synth.columns and (synth["roi"] == "all").any():
                 synth = synth[synth["roi"] == "all"]
-            if len(synth):
+            if not len(synth):
+                out.append(Finding(f"claim 2: decoder trained on synthetic fMRI classifies real fMRI ({label})", paper,
+                                   "", "no decoding result (too few unseen or held-out images)", "not run"))
+            else:
                 best = synth.sort_values("balanced_accuracy").iloc[-1]
                 target = "unseen categories" if split == "unseen-categories" else "unseen images"
                 out.append(Finding(f"claim 2: decoder trained on synthetic fMRI classifies real fMRI ({label})",
