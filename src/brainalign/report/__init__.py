@@ -220,11 +220,13 @@ def model_comparison_figure(enc: pd.DataFrame, rsa: pd.DataFrame, path: Path) ->
         sel = enc[(enc["layer"] == "selected") & (enc["roi"] == WHOLE_ROI)]
         table = sel.pivot_table(index="model", columns="subject", values="mean_r")
         table.plot.bar(ax=axes[0])
+        axes[0].legend(title="subject", loc="lower right")
         axes[0].set_ylabel("mean test r (nsdgeneral, CV-chosen layer)")
         axes[0].set_title("Encoding: features -> held-out voxels")
     if len(rsa):
         best = rsa[rsa["subject"] == "mean"].groupby(["model", "relation", "roi"])["value"].max()
         best.groupby(["model", "relation"]).mean().unstack("relation").plot.bar(ax=axes[1])
+        axes[1].legend(title="subject relation", loc="upper right")
         axes[1].set_ylabel("RSA rho (best layer, mean over ROIs)")
         axes[1].set_title("RSA: model vs fMRI RDMs")
     for ax in axes:
