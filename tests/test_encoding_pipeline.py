@@ -195,3 +195,25 @@ def test_bad_inputs_fail_before_output(planted, tmp_path):
     rc = cli_main(["synthesize", "--encoder", str(tmp_path), "--features", str(planted["features"]),
                    "--out", str(tmp_path / "s.zarr")])
     assert rc == 2 and not (tmp_path / "s.zarr").exists()
+
+
+def test_synthesize_from_several_caches(planted, encoded, tmp_path):
+    """Real-image and unseen-image caches go into one synthetic store, in order; overlapping caches are refused."""
+    from brainalign.errors import InputError
+    from brainalign.synthetic import synthesize
+
+    cache = open_feature_cache(planted["features"])
+    ids = cache.stimulus_ids.tolist()
+    half = len(ids) // 2
+    parts = []
+    for k, rows in enumerate((np.arange(half), np.arange(half, len(ids)))):
+        path = tmp_path / f"part{k}.zarr"
+        write_cache(path, [ids[i] for i in rows], {n: cache.layer(n)[rows] for n in cache.layers})
+        parts.append(path)
+    syn = open_voxel_store(synthesize(encoded, parts, tmp_path / "syn.zarr"))
+    assert syn.trials["stimulus"].tolist() == ids
+    enc = VoxelwiseEncoder.load(encoded)
+    np.testing.assert_allclose(np.asarray(syn.betas[...]), enc.predict(lambda n: cache.layer(n)), rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="share stimuli"):
+        synthesize(encoded, [parts[0], parts[0]], tmp_path / "dup.zarr")
+    assert not (tmp_path / "dup.zarr").exists()
