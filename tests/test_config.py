@@ -49,8 +49,19 @@ def test_bad_config_names_key(default_config, mutate, key, words):
     assert words in str(exc.value)
 
 
+def test_real_bold5000_needs_categories_and_unseen_images(default_config, tmp_path):
+    default_config["simulate"]["enabled"] = False
+    for ds in default_config["datasets"].values():
+        ds["root"] = str(tmp_path)
+    with pytest.raises(InputError, match=r"synthetic\.categories: required with real BOLD5000"):
+        validate_config(copy.deepcopy(default_config), SCHEMA)
+    default_config["synthetic"].update(categories=str(tmp_path / "c.csv"), unseen_images=str(tmp_path))
+    validate_config(default_config, SCHEMA)
+
+
 def test_missing_dataset_root(default_config, tmp_path):
     default_config["simulate"]["enabled"] = False
+    default_config["synthetic"].update(categories="c.csv", unseen_images="unseen")
     default_config["datasets"]["nsd"]["root"] = str(tmp_path / "nowhere")
     default_config["datasets"]["bold5000"]["root"] = str(tmp_path)
     default_config["datasets"]["things_eeg2"]["root"] = str(tmp_path)

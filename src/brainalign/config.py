@@ -71,8 +71,6 @@ def validate_config(config: dict, schema_path=DEFAULT_SCHEMA, source: str = "con
             unknown = sorted(set(err.instance) - allowed)
             msg = f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}"
             where = _key(list(err.path) + [unknown[0]]) if unknown else _key(err.path)
-        elif err.validator == "required":
-            where, msg = _key(err.path), err.message
         else:
             where, msg = _key(err.path), err.message
         raise InputError(f"{source}: {where}", msg)
@@ -84,4 +82,11 @@ def validate_config(config: dict, schema_path=DEFAULT_SCHEMA, source: str = "con
                     f"{source}: datasets.{name}.root",
                     f"dataset root {ds['root']!r} does not exist (set simulate.enabled: true to use simulated data)",
                 )
+        if config["datasets"].get("bold5000"):
+            # the simulator supplies these for the demo; real data needs them named
+            for key in ("categories", "unseen_images"):
+                if not config["synthetic"].get(key):
+                    raise InputError(f"{source}: synthetic.{key}",
+                                     "required with real BOLD5000 data (a stimulus -> category table; a folder of "
+                                     "images never shown in the scanner)")
     return config

@@ -11,7 +11,7 @@ rule features_unseen:
     params:
         run=FEAT_RUN,
         folder=SYN.get("unseen_images") or f"{R}/simulated/unseen_images",
-        options=lambda wc: "--reduce pca --pca-from {}".format(f"{R}/features/{SYN['dataset']}/{wc.model}.zarr")
+        options=lambda wc, input: f"--reduce pca --pca-from {input.pca_from}"
         if FEAT["models"][wc.model].get("reduce") == "pca"
         else f"--reduce {FEAT['models'][wc.model].get('reduce', 'pool')}",
         weights=lambda wc: FEAT["models"][wc.model]["weights"],
