@@ -160,3 +160,13 @@ def test_verify_rejects_folder_without_manifest(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     assert main(["verify", str(tmp_path / "x")]) == 2
     assert "no run manifest" in capsys.readouterr().err
+
+
+def test_resumable_training_state_is_not_a_result(tmp_path):
+    from brainalign.provenance.manifest import list_files
+
+    run = tmp_path / "training" / "realnet" / "subj01" / "aligned"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"optimizer state")
+    (run / "backbone.pt").write_bytes(b"weights")
+    assert [p.as_posix() for p in list_files(tmp_path)] == ["training/realnet/subj01/aligned/backbone.pt"]

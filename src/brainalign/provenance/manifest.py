@@ -33,8 +33,10 @@ FORMAT = "brainalign-run-manifest/1"
 #: stages whose code fingerprints a manifest records (those that exist in the installed package)
 STAGES = ("simulate", "ingest", "store.py", "stimuli.py", "features", "models", "encoding", "synthetic",
           "training", "rsa", "report")
-#: names never listed as outputs: the manifest itself, temporaries of atomic_output, Snakemake state
-SKIP_PARTS = {MANIFEST_NAME, ".snakemake", "__pycache__"}
+#: names never listed as outputs: the manifest itself, temporaries of atomic_output, Snakemake state, and
+#: training's resumable state (`checkpoints/`: optimizer + RNG, ~0.8 GB a run; the trained weights are
+#: the exported `backbone.pt` / `model.pt` beside it)
+SKIP_PARTS = {MANIFEST_NAME, ".snakemake", "__pycache__", "checkpoints"}
 
 
 def _skip(rel: Path) -> bool:
