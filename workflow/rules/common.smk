@@ -20,6 +20,11 @@ def dataset_root(name):
     return f"{R}/simulated" if config["simulate"]["enabled"] else []
 
 
+def store_path(dataset, sub):
+    """Voxel store of one subject, by dataset and subject folder name (``subj01``, ``CSI1``)."""
+    return f"{R}/stores/{dataset}/{sub}.zarr"
+
+
 def all_targets():
     """Everything the pipeline produces for the configured datasets (the inputs of the report)."""
     models = FEATURE_MODELS + trained_models()
@@ -47,8 +52,8 @@ STIMULUS_SPECS = {
     "things_eeg2": f"things-eeg2:{EEG['root']}:test" if EEG else None,
 }
 STIMSET_STORES = {
-    "nsd": lambda: expand(f"{R}/stores/nsd/subj{{s}}.zarr", s=NSD_SUBJECTS),
-    "bold5000": lambda: expand(f"{R}/stores/bold5000/CSI{{s}}.zarr", s=B5K_SUBJECTS),
+    "nsd": lambda: [store_path("nsd", f"subj{s}") for s in NSD_SUBJECTS],
+    "bold5000": lambda: [store_path("bold5000", f"CSI{s}") for s in B5K_SUBJECTS],
 }
 
 
@@ -68,10 +73,6 @@ def _feature_options(wc):
 # --- encoding ---
 ENC = config["encoding"]
 ENC_ALPHAS = "logspace:{log10_min}:{log10_max}:{n}".format(**ENC["alphas"])
-ENC_STORES = {
-    "nsd": lambda sub: f"{R}/stores/nsd/{sub}.zarr",
-    "bold5000": lambda sub: f"{R}/stores/bold5000/{sub}.zarr",
-}
 
 
 def category_table():
@@ -96,12 +97,18 @@ TRAIN = config["training"]
 TRAIN_CONTROL = {"aligned": "none", "beta0": "beta0", "shuffled": "shuffled"}
 
 
-def trained_checkpoint(name):
-    """'cornet_s-initial' or 'realnet-subj01-aligned' -> the checkpoint file the feature cache loads."""
+def trained_run(name):
+    """'cornet_s-initial' or 'realnet-subj01-aligned' -> the output of the job that made that model."""
     if name == "cornet_s-initial":
         return f"{R}/training/realnet/initial_backbone.pt"
     _, subj, variant = name.split("-")
-    return f"{R}/training/realnet/{subj}/{variant}/backbone.pt"
+    return f"{R}/training/realnet/{subj}/{variant}"
+
+
+def trained_checkpoint(name):
+    """The checkpoint file the feature cache loads for a trained_run() name."""
+    run = trained_run(name)
+    return run if run.endswith(".pt") else f"{run}/backbone.pt"
 
 
 def trained_models():

@@ -24,7 +24,7 @@ rule categories:
 
 rule encode:
     input:
-        store=lambda wc: ENC_STORES[wc.dataset](wc.sub),
+        store=lambda wc: store_path(wc.dataset, wc.sub),
         features=f"{R}/features/{{dataset}}/{{model}}.zarr",
         categories=lambda wc: category_table() if wc.split == "unseen-categories" else [],
     output:

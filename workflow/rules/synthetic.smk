@@ -56,7 +56,7 @@ rule synthesize:
 rule synthetic_evaluate:
     input:
         encoder=f"{R}/encoding/{SYN['dataset']}/{{sub}}/{ENC['model']}/{{split}}",
-        store=lambda wc: ENC_STORES[SYN["dataset"]](wc.sub),
+        store=lambda wc: store_path(SYN["dataset"], wc.sub),
         synthetic=f"{R}/synthetic/{SYN['dataset']}/{{sub}}/{{split}}/synthetic.zarr",
         categories=category_table(),
     output:

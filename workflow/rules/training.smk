@@ -55,9 +55,7 @@ rule features_trained:
     """Features of trained backbones (and of their common initial backbone) through the same cache code."""
     input:
         root=lambda wc: dataset_root(wc.stimset),
-        run=lambda wc: f"{R}/training/realnet/initial_backbone.pt"
-        if wc.trained == "cornet_s-initial"
-        else f"{R}/training/realnet/{wc.trained.split('-')[1]}/{wc.trained.split('-')[2]}",
+        run=lambda wc: trained_run(wc.trained),
         lists=lambda wc: [f"{R}/features/{wc.stimset}/stimuli.txt"] if wc.stimset in STIMSET_STORES else [],
     output:
         directory(f"{R}/features/{{stimset}}/{{trained}}.zarr"),

@@ -287,15 +287,7 @@ def _markdown(results: Path, table: pd.DataFrame, enc: pd.DataFrame, figures: li
         sel = sel.pivot_table(index=["subject", "model"], columns="atlas", values="mean_score")
         lines += ["", "## Encoding: mean noise-ceiling-normalised score per atlas (mean over its ROIs; "
                   "CV-chosen layer per voxel)", "",
-                  sel.round(3).to_markdown() if _has_tabulate() else sel.round(3).to_string()]
+                  sel.round(3).to_markdown()]
     lines += ["", "## Figures", ""] + [f"- `figures/{n}.png`" for n in figures]
     return "\n".join(lines) + "\n"
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
