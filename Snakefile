@@ -35,6 +35,7 @@ localrules:
     all,
     stimulus_lists,
     categories,
+    rsa_dimensions,
     manifest,
 
 

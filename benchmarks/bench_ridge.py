@@ -5,6 +5,11 @@ held-out test scores, plus the GEMM-bound ideal time (FLOP count of our solver /
 
     .venv/bin/python benchmarks/bench_ridge.py --preset cpu              # 2000 x 1000 x 5000, CPU
     .venv/bin/python benchmarks/bench_ridge.py --preset nsd --device cuda  # 9000 x 4096 x 15724
+    .venv/bin/python benchmarks/bench_ridge.py --preset tiny --bands 3 --band-candidates 30   # banded ridge
+
+With ``--bands B`` the p features are split into B equal bands and the banded solvers are compared instead:
+ours (``fit_banded_ridge``, one batched eigen-solver pass per candidate) and himalaya ``BandedRidgeCV`` with
+the same candidate band weights (``n_iter`` = our candidates, zeros clipped to 1e-12), folds and alphas.
 
 Wall-clock times on a shared machine are noisy; ``cpu_seconds`` (process CPU time, all threads) is
 reported beside them. CV schemes: ours and himalaya use the same 5 contiguous folds (KFold(5)); sklearn's RidgeCV with
@@ -24,10 +29,13 @@ import torch
 PRESETS = {"cpu": (2000, 1000, 5000), "nsd": (9000, 4096, 15724), "tiny": (400, 200, 500)}
 
 
-def make_data(n, p, t, n_test, seed=0):
+def make_data(n, p, t, n_test, seed=0, band_of=None):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n + n_test, p), dtype=np.float32)
     W = rng.standard_normal((p, t), dtype=np.float32) / np.sqrt(p)
+    if band_of is not None:  # each voxel draws its own relevance of each band
+        gain = rng.dirichlet(np.full(int(band_of.max()) + 1, 0.5), size=t).T.astype(np.float32)  # (bands, t)
+        W *= np.sqrt(gain[band_of] * (band_of.max() + 1))
     noise = np.logspace(-0.5, 1.0, t).astype(np.float32)  # voxel-specific SNR -> different alphas
     Y = X @ W + rng.standard_normal((n + n_test, t), dtype=np.float32) * noise
     return X[:n], Y[:n], X[n:], Y[n:]
@@ -66,9 +74,16 @@ def main(argv=None):
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    ap.add_argument("--methods", nargs="+", default=["ours", "himalaya_ridge", "himalaya_kernel", "sklearn"])
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="default: ours himalaya_ridge himalaya_kernel sklearn; "
+                         "with --bands: ours_banded himalaya_banded")
+    ap.add_argument("--bands", type=int, default=0, help="split the features into this many bands (banded ridge)")
+    ap.add_argument("--band-candidates", type=int, default=30, help="random band-weight candidates (banded ridge)")
     ap.add_argument("--json", help="write results here")
     args = ap.parse_args(argv)
+    if args.methods is None:
+        args.methods = (["ours_banded", "himalaya_banded"] if args.bands else
+                        ["ours", "himalaya_ridge", "himalaya_kernel", "sklearn"])
     n, p, t = PRESETS[args.preset]
     n, p, t = args.n or n, args.p or p, args.t or t
     alphas = np.logspace(-1, 7, args.n_alphas)
@@ -79,7 +94,11 @@ def main(argv=None):
     from brainalign.encoding import fit_voxelwise_ridge, gemm_flops_ideal
     from brainalign.encoding.ridge import standardize_stats
 
-    Xtr, Ytr, Xte, Yte = make_data(n, p, t, args.n_test)
+    band_of = None
+    if args.bands:
+        edges = np.linspace(0, p, args.bands + 1).astype(int)
+        band_of = np.searchsorted(edges[1:], np.arange(p), side="right")
+    Xtr, Ytr, Xte, Yte = make_data(n, p, t, args.n_test, band_of=band_of)
     folds = list(KFold(args.folds).split(Xtr))
     tdt = torch.float32 if args.dtype == "float32" else torch.float64
     peak = gemm_peak_gflops(args.device, tdt)
@@ -96,10 +115,52 @@ def main(argv=None):
     # warm-up (library initialisation, thread pools) outside the timed region
     fit_voxelwise_ridge(Xtr[:200, :50], Ytr[:200, :20], alphas, n_folds=args.folds, device=args.device)
     ours_alpha = None
+    if args.bands:
+        from brainalign.encoding import band_candidates, fit_banded_ridge
+
+        cands = band_candidates(args.bands, f"random:{max(args.band_candidates, args.bands + 1)}", seed=0)
+        res["n_candidates"] = len(cands)
+        res["bands"] = args.bands
+        ours_cand = None
     for method in args.methods:
         t0 = time.perf_counter()
         c0 = time.process_time()
-        if method == "ours":
+        if method == "ours_banded":
+            fit = fit_banded_ridge([Xtr[:, band_of == b] for b in range(args.bands)], Ytr, alphas, splits=folds,
+                                   candidates=cands, device=args.device, dtype=args.dtype)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            sec = time.perf_counter() - t0
+            cpu = time.process_time() - c0
+            alpha = fit.alpha
+            pred = fit.predict(np.hstack([Xte[:, band_of == b] for b in range(args.bands)]))
+            ours_alpha, ours_cand = alpha, fit.candidate
+        elif method == "himalaya_banded":
+            import warnings
+
+            from himalaya.backend import get_backend, set_backend
+            from himalaya.ridge import BandedRidgeCV
+
+            set_backend("torch_cuda" if args.device.startswith("cuda") else "torch")
+            be = get_backend()
+            hc = np.maximum(cands, 1e-12)
+            hc /= hc.sum(1, keepdims=True)
+            order = np.argsort(band_of, kind="stable")
+            model = BandedRidgeCV(groups=band_of[order], cv=folds, fit_intercept=True,
+                                  solver_params=dict(n_iter=hc, alphas=alphas, progress_bar=False, warn=False))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.fit(Xs[:, order], Ys)
+                pred_s = be.to_numpy(model.predict(Xts[:, order]))
+            sec = time.perf_counter() - t0
+            cpu = time.process_time() - c0
+            ratio = np.exp(np.asarray(be.to_numpy(model.deltas_), dtype=np.float64)).T
+            alpha = 1.0 / ratio.sum(1)
+            gam = ratio * alpha[:, None]
+            cand = np.argmin(((gam[:, None, :] - hc[None]) ** 2).sum(2), axis=1)
+            pred = np.asarray(pred_s) * ys + ym
+            set_backend("numpy")
+        elif method == "ours":
             fit = fit_voxelwise_ridge(Xtr, Ytr, alphas, splits=folds, device=args.device, dtype=args.dtype)
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
@@ -143,17 +204,20 @@ def main(argv=None):
         r = pearson_cols(Yte.astype(np.float64), pred.astype(np.float64))
         entry = {"seconds": round(sec, 2), "cpu_seconds": round(cpu, 2), "median_test_r": round(float(np.nanmedian(r)), 4),
                  "mean_test_r": round(float(np.nanmean(r)), 4)}
-        if ours_alpha is not None and method != "ours":
+        if method == "himalaya_banded" and ours_cand is not None:
+            entry["candidate_equal_to_ours"] = round(float(np.mean(cand == ours_cand)), 4)
+        if ours_alpha is not None and method not in ("ours", "ours_banded"):
             la, lb = np.log10(alpha), np.log10(ours_alpha)
             entry["alpha_equal_to_ours"] = round(float(np.mean(np.abs(la - lb) < 1e-3)), 4)
             entry["alpha_within_one_grid_step"] = round(float(np.mean(np.abs(la - lb) <= 8 / (len(alphas) - 1) + 1e-3)), 4)
         res["methods"][method] = entry
         print(method, json.dumps(entry), flush=True)
-    if "ours" in res["methods"]:
-        ours = res["methods"]["ours"]["seconds"]
+    ref = "ours_banded" if "ours_banded" in res["methods"] else "ours"
+    if ref in res["methods"]:
+        ours = res["methods"][ref]["seconds"]
         for m, e in res["methods"].items():
             e["speedup_of_ours"] = round(e["seconds"] / ours, 2)
-            e["cpu_speedup_of_ours"] = round(e["cpu_seconds"] / res["methods"]["ours"]["cpu_seconds"], 2)
+            e["cpu_speedup_of_ours"] = round(e["cpu_seconds"] / res["methods"][ref]["cpu_seconds"], 2)
     print(json.dumps(res, indent=1))
     if args.json:
         with open(args.json, "w") as fh:

@@ -7,8 +7,14 @@ against ``--layers`` model RDMs, and a cluster permutation test with ``--permuta
 rsatoolbox has no cluster permutation test; its column there is a plain NumPy/SciPy loop
 (t-test + scipy.ndimage.label per permutation), the usual way it is written by hand.
 
-rsatoolbox runs only up to ``--rsatoolbox-max-conditions`` (its dense float64 einsum path is very
-slow and large at 10,000 conditions); bigger sizes are reported as "skipped".
+rsatoolbox runs only up to ``--rsatoolbox-max-conditions`` (its correlation RDM is a plain float64
+``np.einsum`` over conditions x conditions x channels, hours at 10,000 conditions); bigger sizes report
+``rsatoolbox_extrapolated_total_s``: the largest measured rsatoolbox time scaled by (n / n_measured)^2
+(its RDM cost grows as n^2 x channels; the comparison's sort a little faster than n^2), a lower bound.
+
+Before timing, both tools run once on a tiny input (``--no-warmup`` to skip), so that one-off start-up
+(thread pools, BLAS initialisation) is not charged to whichever runs first. The load average of the
+machine is recorded before and after (``loadavg``), as timings on a shared machine depend on it.
 
 Examples::
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -42,6 +49,24 @@ def timed(fn, device, repeat=1):
         _sync(device)
         best = min(best, time.perf_counter() - t0)
     return best, out
+
+
+def warm_up(device, run_reference):
+    """Run both tools once on tiny inputs: thread pools and BLAS start before anything is timed."""
+    from brainalign import rsa
+
+    rng = np.random.default_rng(99)
+    x = torch.as_tensor(rng.standard_normal((30, 50), dtype=np.float32), device=device)
+    r = rsa.compute_rdm(x, "correlation")
+    rsa.compare_rdms(r, r + 1, "spearman")
+    rsa.eeg_rdms(torch.as_tensor(rng.standard_normal((10, 3, 5), dtype=np.float32), device=device))
+    rsa.cluster_permutation_test(rng.standard_normal((4, 6)), n_permutations=10, device=device)
+    if run_reference:
+        from rsatoolbox.data import Dataset
+        from rsatoolbox.rdm import calc_rdm, compare
+
+        q = calc_rdm(Dataset(rng.standard_normal((30, 50))), method="correlation")
+        compare(q, q, "spearman")
 
 
 def bench_fmri(n_cond, n_vox, n_feat, device, run_reference, repeat):
@@ -71,8 +96,8 @@ def bench_fmri(n_cond, n_vox, n_feat, device, run_reference, repeat):
         def ref_rdm():
             return calc_rdm(Dataset(brain), method="correlation"), calc_rdm(Dataset(model), method="correlation")
 
-        res["rsatoolbox_rdms_s"], (qb, qm) = timed(ref_rdm, torch.device("cpu"), 1)
-        res["rsatoolbox_compare_s"], ref_rho = timed(lambda: compare(qm, qb, "spearman"), torch.device("cpu"), 1)
+        res["rsatoolbox_rdms_s"], (qb, qm) = timed(ref_rdm, torch.device("cpu"), repeat)
+        res["rsatoolbox_compare_s"], ref_rho = timed(lambda: compare(qm, qb, "spearman"), torch.device("cpu"), repeat)
         res["rsatoolbox_total_s"] = res["rsatoolbox_rdms_s"] + res["rsatoolbox_compare_s"]
         res["rsatoolbox_rho"] = float(ref_rho.item())
         res["max_abs_rdm_diff"] = float(np.abs(rb.cpu().numpy() - qb.get_vectors()[0]).max())
@@ -104,7 +129,7 @@ def _naive_cluster_test(curves, n_perm, seed, cluster_alpha=0.05):
     return (1 + (null >= obs).sum()) / (n_perm + 1)
 
 
-def bench_eeg(n_cond, n_chan, n_times, n_sub, n_layers, n_perm, device, run_reference):
+def bench_eeg(n_cond, n_chan, n_times, n_sub, n_layers, n_perm, device, run_reference, repeat=1):
     from brainalign import rsa
 
     rng = np.random.default_rng(1)
@@ -122,11 +147,11 @@ def bench_eeg(n_cond, n_chan, n_times, n_sub, n_layers, n_perm, device, run_refe
         series = torch.stack([rsa.eeg_rdms(torch.as_tensor(e, device=device))[0] for e in eeg])
         return model, series
 
-    res["ours_rdms_s"], (model, series) = timed(ours_rdms, device)
-    res["ours_curves_s"], curves = timed(lambda: rsa.rsa_timecourses(model, series), device)
+    res["ours_rdms_s"], (model, series) = timed(ours_rdms, device, repeat)
+    res["ours_curves_s"], curves = timed(lambda: rsa.rsa_timecourses(model, series), device, repeat)
     res["ours_cluster_s"], test = timed(
         lambda: [rsa.cluster_permutation_test(curves[:, k], n_permutations=n_perm, device=device)
-                 for k in range(n_layers)], device)
+                 for k in range(n_layers)], device, repeat)
     res["ours_total_s"] = res["ours_rdms_s"] + res["ours_curves_s"] + res["ours_cluster_s"]
     res["ours_min_p_layer0"] = min([c.p_value for c in test[0].clusters] or [1.0])
     if run_reference:
@@ -141,7 +166,7 @@ def bench_eeg(n_cond, n_chan, n_times, n_sub, n_layers, n_perm, device, run_refe
                                      method="correlation") for e in eeg]
             return models, movies
 
-        res["rsatoolbox_rdms_s"], (models, movies) = timed(ref_rdms, cpu)
+        res["rsatoolbox_rdms_s"], (models, movies) = timed(ref_rdms, cpu, repeat)
 
         def ref_curves():
             out = np.empty((n_sub, n_layers, n_times))
@@ -150,10 +175,10 @@ def bench_eeg(n_cond, n_chan, n_times, n_sub, n_layers, n_perm, device, run_refe
                     out[s, k] = compare(m, mv, "spearman")[0]
             return out
 
-        res["rsatoolbox_curves_s"], ref = timed(ref_curves, cpu)
+        res["rsatoolbox_curves_s"], ref = timed(ref_curves, cpu, repeat)
         res["max_abs_curve_diff"] = float(np.abs(ref - curves).max())
         res["reference_cluster_s"], _ = timed(
-            lambda: [_naive_cluster_test(ref[:, k], n_perm, 0) for k in range(n_layers)], cpu)
+            lambda: [_naive_cluster_test(ref[:, k], n_perm, 0) for k in range(n_layers)], cpu, repeat)
         res["rsatoolbox_total_s"] = res["rsatoolbox_rdms_s"] + res["rsatoolbox_curves_s"] + res["reference_cluster_s"]
         res["speedup_total"] = res["rsatoolbox_total_s"] / res["ours_total_s"]
     return res
@@ -175,21 +200,35 @@ def main(argv=None):
     p.add_argument("--skip-fmri", action="store_true")
     p.add_argument("--skip-eeg", action="store_true")
     p.add_argument("--no-reference", action="store_true", help="do not run rsatoolbox at all")
-    p.add_argument("--repeat", type=int, default=1, help="best of N for our timings")
+    p.add_argument("--repeat", type=int, default=1, help="best of N runs, for both tools")
+    p.add_argument("--threads", type=int, help="torch CPU threads for our code (default: torch's default)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--no-warmup", action="store_true", help="time the first calls too (start-up included)")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    results = {"torch_threads": torch.get_num_threads(), "fmri": [], "eeg": None}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = {"torch_threads": torch.get_num_threads(), "loadavg_start": os.getloadavg(), "fmri": [], "eeg": None}
+    if not args.no_warmup:
+        warm_up(device, not args.no_reference)
     if not args.skip_fmri:
-        for n in args.conditions:
+        measured = None
+        for n in sorted(args.conditions):
             r = bench_fmri(n, args.voxels, args.model_features, device,
                            not args.no_reference and n <= args.rsatoolbox_max_conditions, args.repeat)
+            if "speedup_total" in r:
+                measured = (n, r["rsatoolbox_total_s"])
+            elif measured is not None:
+                r["rsatoolbox_extrapolated_total_s"] = measured[1] * (n / measured[0]) ** 2
+                r["speedup_vs_extrapolated"] = r["rsatoolbox_extrapolated_total_s"] / r["ours_total_s"]
+            r["loadavg"] = os.getloadavg()
             print(json.dumps(r), flush=True)
             results["fmri"].append(r)
     if not args.skip_eeg:
         r = bench_eeg(args.eeg_conditions, args.channels, args.times, args.subjects, args.layers,
-                      args.permutations, device, not args.no_reference)
+                      args.permutations, device, not args.no_reference, args.repeat)
+        r["loadavg"] = os.getloadavg()
         print(json.dumps(r), flush=True)
         results["eeg"] = r
     if args.json:

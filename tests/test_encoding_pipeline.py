@@ -217,3 +217,53 @@ def test_synthesize_from_several_caches(planted, encoded, tmp_path):
     with pytest.raises(InputError, match="share stimuli"):
         synthesize(encoded, [parts[0], parts[0]], tmp_path / "dup.zarr")
     assert not (tmp_path / "dup.zarr").exists()
+
+
+def test_banded_encode_recovers_planted_layers_and_synthesizes(planted, tmp_path):
+    """--banded: one banded ridge over both layers; V1 voxels put their band weight on "early", FFA voxels on
+    "late" (planted), the encoder round-trips and synthesises from the concatenated layers."""
+    out = tmp_path / "enc_banded"
+    rc = cli_main(["encode", "--store", str(planted["store"]), "--features", str(planted["features"]),
+                   "--split", "nsd-shared", "--alphas", "logspace:-1:5:13", "--banded", "--band-search", "grid:10",
+                   "--no-figure", "--out", str(out)])
+    assert rc == 0
+    bands = pd.read_parquet(out / "bands.parquet")
+    assert {"voxel", "band", "band_weight", "band_alpha", "share", "dominant", "r2_split"} <= set(bands.columns)
+    assert len(bands) == 2 * 80
+    w = bands.pivot(index="voxel", columns="band", values="band_weight").sort_index()
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    share = bands.pivot(index="voxel", columns="band", values="share").sort_index()
+    np.testing.assert_allclose(share.sum(axis=1), 1.0)
+    assert (share["early"].iloc[:40] > 0.8).mean() >= 0.9 and (share["late"].iloc[40:] > 0.8).mean() >= 0.9
+    reliable = np.r_[0:20, 40:60]  # the less noisy half of each ROI
+    assert (w["early"].iloc[reliable[:20]] > 0.5).mean() >= 0.9
+    assert (w["late"].iloc[reliable[20:]] > 0.5).mean() >= 0.9
+    split = bands.pivot(index="voxel", columns="band", values="r2_split").sort_index()
+    assert (split["early"].iloc[:20] > split["late"].iloc[:20]).mean() >= 0.9
+    assert (split["late"].iloc[40:60] > split["early"].iloc[40:60]).mean() >= 0.9
+    rb = pd.read_parquet(out / "roi_bands.parquet").set_index(["roi", "band"])
+    assert rb.loc[("visual/V1", "early"), "fraction_dominant"] > 0.8
+    assert rb.loc[("visual/FFA", "late"), "fraction_dominant"] > 0.8
+    vox = pd.read_parquet(out / "voxels.parquet")
+    sel = vox[vox["layer"] == "selected"]
+    assert (sel["chosen_layer"] == "banded").all() and set(vox["layer"]) == {"early", "late", "banded", "selected"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["banded"]["bands"] == ["early", "late"] and summary["banded"]["n_candidates"] == 11
+    for f in ("maps/band-early_weight.nii.gz", "maps/banded_dominant_band.nii.gz"):
+        assert (out / f).stat().st_size > 0
+    # the saved encoder reads both layers, concatenated, and predicts the planted responses of unseen stimuli
+    enc = VoxelwiseEncoder.load(out)
+    assert enc.required_layers() == ["early", "late"]
+    cache = open_feature_cache(planted["features"])
+    pred = enc.predict(lambda name: cache.layer(name))
+    unseen = slice(N_STIM, None)
+    r = [np.corrcoef(pred[unseen, v], planted["clean"][unseen, v])[0, 1] for v in range(80)]
+    assert np.median(r) > 0.8
+    syn = tmp_path / "syn.zarr"
+    assert cli_main(["synthesize", "--encoder", str(out), "--features", str(planted["features"]), "--out", str(syn)]) == 0
+    np.testing.assert_allclose(np.asarray(open_voxel_store(syn).betas[...]), pred, rtol=1e-5, atol=1e-5)
+    # a banded model needs at least two layers
+    bad = tmp_path / "bad"
+    assert cli_main(["encode", "--store", str(planted["store"]), "--features", str(planted["features"]),
+                     "--layers", "early", "--banded", "--out", str(bad)]) == 2
+    assert not bad.exists()

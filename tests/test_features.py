@@ -141,6 +141,27 @@ def test_pca_is_fitted_on_the_training_split_only(brick, alexnet, tmp_path, meth
         assert applied.attrs["reduction"]["pca_from"] == str(out)
 
 
+def test_pca_fit_images_bounds_the_fit_to_training_images(brick, alexnet, tmp_path):
+    """--pca-fit-images: the PCA mean is that of exactly some n-subset of the training images."""
+    import itertools
+
+    train, n_fit = [0, 3, 4, 6, 8, 9, 10, 12, 14, 15], 6
+    kwargs = dict(layers=["fc6"], reduce="pca", pca_components=3, pca_train_ids=train, pca_fit_images=n_fit,
+                  pca_method="exact", batch_size=4, workers=0, device="cpu", input_size=(96, 96),
+                  show_progress=False)
+    out = extract_features(nsd_images(brick).subset([1, 2]), alexnet, tmp_path / "p.zarr", **kwargs)
+    cache = open_feature_cache(out)
+    assert cache.attrs["reduction"]["n_train"] == n_fit
+    x = reference_features(alexnet, train, ["classifier.2"], size=96)["classifier.2"].astype(np.float64)
+    subsets = np.array(list(itertools.combinations(range(len(train)), n_fit)))
+    indicator = np.zeros((len(subsets), len(train)))
+    np.put_along_axis(indicator, subsets, 1.0, axis=1)
+    error = np.abs(indicator @ x / n_fit - cache.pca("fc6")["mean"]).max(axis=1)
+    assert np.sum(error < 1e-4 * np.abs(x).max()) == 1
+    again = extract_features(nsd_images(brick).subset([1, 2]), alexnet, tmp_path / "q.zarr", **kwargs)
+    np.testing.assert_array_equal(open_feature_cache(again).pca("fc6")["mean"], cache.pca("fc6")["mean"])
+
+
 @pytest.mark.parametrize("reduce", ["none", "pca"])
 def test_interrupted_run_resumes_to_the_same_array(brick, alexnet, tmp_path, reduce):
     ids = [4, 18, 1, 12, 7, 22, 15, 9, 3]

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from brainalign.report import WHOLE_ROI, build_report, layer_hierarchy, realnet_encoding
+from brainalign.report import WHOLE_ROI, build_report, dimension_findings, layer_hierarchy, realnet_encoding
 
 LAYERS = ["conv1", "conv3", "fc7"]
 
@@ -24,6 +24,14 @@ def test_layer_hierarchy(early, late, expected):
     assert layer_hierarchy(_encoding(early, late)).holds == expected
 
 
+def test_layer_hierarchy_ignores_combined_fits():
+    """'selected' and 'banded' rows are not layers: a high score there must not count as the best layer."""
+    enc = _encoding("conv1", "fc7")
+    combined = enc[enc["layer"] == "conv1"].assign(mean_r=0.9)
+    enc = pd.concat([enc, combined.assign(layer="banded"), combined.assign(layer="selected")], ignore_index=True)
+    assert layer_hierarchy(enc).holds == "yes"
+
+
 def test_realnet_encoding_within_and_across():
     scores = {"realnet-subj01-aligned": 0.40, "cornet_s-initial": 0.30, "realnet-subj01-beta0": 0.35,
               "realnet-subj01-shuffled": 0.20}
@@ -39,3 +47,27 @@ def test_report_on_empty_results_says_not_run(tmp_path):
     table = build_report(tmp_path, tmp_path / "report")
     assert (table["holds"] == "not run").all()
     assert (tmp_path / "report" / "summary.md").read_text().startswith("# brainalign results")
+
+
+def _dimensions(diff):
+    rows = []
+    for model in ("cornet_s-initial", "realnet-subj01-aligned"):
+        d = diff if model != "cornet_s-initial" else float("nan")
+        for layer, dim in (("V1", "faces"), ("IT", "faces"), ("all", "all")):
+            rows.append(dict(model=model, layer=layer, dimension=dim, method="spearman", n_stimuli=100, value=0.1,
+                             ci_low=0.0, ci_high=0.2, baseline="cornet_s-initial", diff=d, diff_ci_low=d - 0.05,
+                             diff_ci_high=d + 0.05))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("diff, expected", [(0.08, "yes"), (-0.02, "no"), (float("nan"), "not run")])
+def test_dimension_finding(diff, expected):
+    (finding,) = dimension_findings(_dimensions(diff), ["subj01"])
+    assert finding.holds == expected
+    if expected != "not run":
+        assert f"{diff:+.3f}" in finding.observed and "faces" in finding.observed
+
+
+def test_dimension_finding_not_run_without_table():
+    (finding,) = dimension_findings(pd.DataFrame(), ["subj01"])
+    assert finding.holds == "not run" and "not run" in finding.observed

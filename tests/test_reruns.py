@@ -1,212 +1,209 @@
-"""Partial reruns: Snakemake redoes exactly what a change invalidates, and never reuses a killed job's output.
+"""Partial reruns of the project's own workflow: Snakemake redoes exactly what a change invalidates, and never
+reuses a killed job's output.
 
-The workflow here is a stand-in with the project's shape and conventions (simulate -> per-subject ingest ->
-features -> per-subject encoding -> group RSA -> report; every rule carries
-``params: code=code_fingerprint(<stage>)`` like workflow/rules/*.smk, and runs with the local profile's
-rerun triggers), with trivial commands so that it runs in seconds. Snakemake itself decides what reruns:
-each check is a real dry run (``--summary``: per-output plan) after a real run.
+One real run of the project's Snakefile (simulator ``tiny`` preset, NSD subject 1, AlexNet, ReAlnet without
+controls; 15 jobs) in a temporary copy of the repository, with the local profile's rerun triggers. Each
+check is a real dry run after a change. The package source is a copy too (first on PYTHONPATH), so "editing
+a stage's code" edits only that copy, and Snakemake sees it through the rules' ``code_fingerprint`` params.
 
-The library code is fingerprinted from a temporary copy of ``src/brainalign`` (first on PYTHONPATH), so
-"editing a stage's code" edits only that copy.
+The tests share that run and run in file order on one worker (``xdist_group``); each one undoes its change or
+leaves the run finished.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reruns")]
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
 LOCAL_PROFILE = ROOT / "workflow" / "profiles" / "local"
-STAGES = ("simulate", "ingest", "features", "encoding", "rsa")
 
-SNAKEFILE = textwrap.dedent(
-    r'''
-    from brainalign.provenance import code_fingerprint
-
-    configfile: "config.yaml"
-    R = config["results"]
-    SUBJECTS = [f"{s:02d}" for s in config["subjects"]]
-
-    rule all:
-        input: f"{R}/report/summary.md"
-
-    rule simulate:
-        output: directory(f"{R}/simulated")
-        params: preset=config["preset"], code=code_fingerprint("simulate")
-        shell: "mkdir -p {output}/nsd && echo {params.preset} > {output}/nsd/tree.txt"
-
-    rule ingest_nsd:
-        input: f"{R}/simulated"
-        output: directory(f"{R}/stores/nsd/subj{{subject}}.zarr")
-        params: code=code_fingerprint("ingest")
-        shell: "mkdir -p {output} && echo subject {wildcards.subject} > {output}/betas"
-
-    rule features:
-        input: f"{R}/simulated"
-        output: directory(f"{R}/features/nsd/{{model}}.zarr")
-        params: code=code_fingerprint("features")
-        shell: "mkdir -p {output} && echo {wildcards.model} > {output}/layers"
-
-    rule encode:
-        input:
-            store=f"{R}/stores/nsd/subj{{subject}}.zarr",
-            features=f"{R}/features/nsd/{config['encoding']['model']}.zarr",
-        output: directory(f"{R}/encoding/nsd/subj{{subject}}")
-        params: alphas=config["encoding"]["alphas"], code=code_fingerprint("encoding")
-        shell:
-            "mkdir -p {output}.part && echo start > {output}.part/started "
-            "&& sleep $(cat sleep_{wildcards.subject} 2>/dev/null || echo 0) "
-            "&& mkdir -p {output} && echo {params.alphas} > {output}/scores.tsv"
-
-    rule rsa_fmri:
-        input: expand(f"{R}/stores/nsd/subj{{s}}.zarr", s=SUBJECTS), f"{R}/features/nsd/alexnet.zarr"
-        output: directory(f"{R}/rsa/fmri")
-        params: code=code_fingerprint("rsa")
-        shell: "mkdir -p {output} && ls {input} > {output}/rdms.txt"
-
-    rule report:
-        input: expand(f"{R}/encoding/nsd/subj{{s}}", s=SUBJECTS), f"{R}/rsa/fmri"
-        output: f"{R}/report/summary.md"
-        shell: "ls {input} > {output}"
-    '''
-)
-
-CONFIG = {"results": "results", "preset": "tiny", "subjects": [1, 2],
-          "encoding": {"model": "alexnet", "alphas": 20}}
+#: jobs whose outputs are made once per run and do not depend on which subjects or parameters are set
+UPSTREAM = {"simulate", "stimulus_lists", "features", "initial_backbone", "features_trained", "train"}
+ENCODE_SUBJ01 = {f"results/encoding/nsd/subj01/{m}/nsd-shared"
+                 for m in ("alexnet", "cornet_s-initial", "realnet-subj01-aligned")}
+REPORT = {"results/report/summary.md", "results/report/figures", "results/report/findings.parquet"}
 
 
-def snakemake(work: Path, *args: str, timeout: int = 120, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=str(work / "src"))
-    r = subprocess.run([str(SNAKEMAKE), "--profile", str(LOCAL_PROFILE), *args], cwd=work, env=env,
-                       capture_output=True, text=True, timeout=timeout)
+def _env(work: Path) -> dict:
+    return dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=str(work / "src"),
+                BRAINALIGN_PROGRESS="0")
+
+
+def snakemake(work: Path, *args: str, profile: bool = True, check: bool = True, timeout: int = 1200):
+    cmd = [str(SNAKEMAKE), *(["--profile", str(LOCAL_PROFILE)] if profile else ["--cores", "1"]), *args]
+    r = subprocess.run(cmd, cwd=work, env=_env(work), capture_output=True, text=True, timeout=timeout)
     if check:
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     return r
 
 
-def pending(work: Path, *args: str) -> dict[str, str]:
-    """``{output: rule}`` of every job a run would execute now, from Snakemake's dry run (with the profile).
-
-    (``--summary`` is not used: its plan column ignores incomplete outputs.)
-    """
-    r = snakemake(work, "--dry-run", *args)
-    jobs, rule = {}, None
-    for line in r.stdout.splitlines():
-        m = re.match(r"^(?:localrule|rule) (\w+):$", line.strip())
+def pending(work: Path) -> dict[str, tuple[str, str]]:
+    """``{output: (rule, reason)}`` of every job a run would execute now (a dry run with the profile)."""
+    jobs, rule, outputs = {}, None, []
+    for line in snakemake(work, "--dry-run").stdout.splitlines():
+        line = line.strip()
+        m = re.match(r"^(?:localrule|rule) (\w+):$", line)
         if m:
-            rule = m.group(1)
-        elif rule and line.strip().startswith("output:"):
-            for out in line.split(":", 1)[1].split(","):
-                jobs[out.strip()] = rule
+            rule, outputs = m.group(1), []
+        elif rule and line.startswith("output:"):
+            outputs = [o.strip() for o in line.split(":", 1)[1].split(",")]
+        elif rule and line.startswith("reason:"):
+            for out in outputs:
+                jobs[out] = (rule, line.split(":", 1)[1].strip())
             rule = None
     return jobs
 
 
+def rules_of(jobs: dict) -> dict[str, set]:
+    by_rule = {}
+    for out, (rule, _) in jobs.items():
+        by_rule.setdefault(rule, set()).add(out)
+    return by_rule
+
+
+def _running_encode_outputs(pid: int) -> list[str]:
+    """``--out`` of the ``brainalign encode`` processes below ``pid``."""
+    outs = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            cmd = child.cmdline()
+        except psutil.Error:
+            continue
+        if "encode" in cmd and "--out" in cmd:
+            outs.append(cmd[cmd.index("--out") + 1])
+    return outs
+
+
+def read_config(work: Path) -> dict:
+    return yaml.safe_load((work / "config.yaml").read_text())
+
+
 def write_config(work: Path, config: dict) -> None:
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-@pytest.fixture()
-def finished(tmp_path):
-    """A finished run in a temporary workdir with its own copy of the package source."""
-    work = tmp_path / "wf"
-    work.mkdir()
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The project's workflow run to the end once, in a temporary copy of the repository."""
+    work = tmp_path_factory.mktemp("reruns")
+    shutil.copy(ROOT / "Snakefile", work)
+    for d in ("workflow", "envs"):
+        shutil.copytree(ROOT / d, work / d)
     shutil.copytree(ROOT / "src" / "brainalign", work / "src" / "brainalign",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    for stage in STAGES:  # stages not written yet in the real package still get a fingerprint
-        (work / "src" / "brainalign" / stage).mkdir(exist_ok=True)
-        (work / "src" / "brainalign" / stage / "_stage.py").write_text("# stage\n")
-    (work / "Snakefile").write_text(SNAKEFILE)
-    write_config(work, CONFIG)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["simulate"]["preset"] = "tiny"           # simulates NSD subjects 1 and 2
+    config["datasets"] = {"nsd": dict(config["datasets"]["nsd"], subjects=[1])}
+    config["features"]["models"] = {"alexnet": config["features"]["models"]["alexnet"]}
+    config["training"].update(subjects=[1], controls=[])
+    config["rsa"].update(bootstrap=20)
+    write_config(work, config)
     snakemake(work)
     assert pending(work) == {}
     return work
 
 
 def test_encoding_parameter_reruns_encoding_and_what_follows(finished):
-    cfg = dict(CONFIG, encoding={"model": "alexnet", "alphas": 30})
-    write_config(finished, cfg)
-    assert pending(finished) == {
-        "results/encoding/nsd/subj01": "encode",
-        "results/encoding/nsd/subj02": "encode",
-        "results/report/summary.md": "report",
-    }
-
-
-def test_new_subject_runs_only_its_jobs_and_group_steps(finished):
-    write_config(finished, dict(CONFIG, subjects=[1, 2, 3]))
-    assert pending(finished) == {
-        "results/stores/nsd/subj03.zarr": "ingest_nsd",
-        "results/encoding/nsd/subj03": "encode",
-        "results/rsa/fmri": "rsa_fmri",
-        "results/report/summary.md": "report",
-    }
-    snakemake(finished)
+    original = read_config(finished)
+    changed = yaml.safe_load(yaml.safe_dump(original))
+    changed["encoding"]["alphas"]["n"] = 10
+    write_config(finished, changed)
+    jobs = pending(finished)
+    assert rules_of(jobs) == {"encode": ENCODE_SUBJ01, "report": REPORT, "manifest": {"results/manifest.json"}}
+    assert all("Params have changed" in jobs[o][1] and "logspace:-1:7:10" in jobs[o][1] for o in ENCODE_SUBJ01)
+    write_config(finished, original)
     assert pending(finished) == {}
 
 
-def test_editing_a_stage_reruns_that_stage(finished):
-    src = finished / "src" / "brainalign" / "encoding" / "_stage.py"
-    src.write_text(src.read_text() + "# a change to the encoding code\n")
-    assert pending(finished) == {
-        "results/encoding/nsd/subj01": "encode",
-        "results/encoding/nsd/subj02": "encode",
-        "results/report/summary.md": "report",
-    }
-    # a shared helper (_io.py) is part of every stage's fingerprint: everything reruns
-    io_py = finished / "src" / "brainalign" / "_io.py"
-    io_py.write_text(io_py.read_text() + "\n# shared helper changed\n")
-    rules = set(pending(finished).values())
-    assert rules == {"simulate", "ingest_nsd", "features", "encode", "rsa_fmri", "report"}
+@pytest.mark.parametrize("stage_file, rules", [
+    ("encoding/ridge.py", {"encode", "report", "manifest"}),
+    ("rsa/compare.py", {"rsa_fmri", "report", "manifest"}),
+    ("training/engine.py", {"train", "initial_backbone", "features_trained", "encode", "rsa_fmri", "report",
+                            "manifest"}),
+])
+def test_editing_a_stage_reruns_that_stage_and_what_follows(finished, stage_file, rules):
+    src = finished / "src" / "brainalign" / stage_file
+    original = src.read_text()
+    src.write_text(original + "\n# an edit to this stage's code\n")
+    try:
+        jobs = pending(finished)
+        assert set(rules_of(jobs)) == rules
+        direct = {o for o, (rule, reason) in jobs.items() if "Params have changed" in reason}
+        assert direct and {jobs[o][0] for o in direct} <= rules - {"report", "manifest"}
+    finally:
+        src.write_text(original)
+    assert pending(finished) == {}
 
 
 def test_killed_job_is_redone_not_reused(finished):
-    # a new subject's encoding hangs midway; Snakemake and the job are killed hard, leaving a partial output
-    write_config(finished, dict(CONFIG, subjects=[1, 2, 3]))
-    (finished / "sleep_03").write_text("60")
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=str(finished / "src"))
+    """A run killed hard during an encoding job: that job is planned again as incomplete, never reused."""
+    original = read_config(finished)
+    changed = yaml.safe_load(yaml.safe_dump(original))
+    changed["encoding"]["folds"] = 3
+    write_config(finished, changed)
     proc = subprocess.Popen([str(SNAKEMAKE), "--profile", str(LOCAL_PROFILE), "--cores", "1"], cwd=finished,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    marker = finished / "results" / "encoding" / "nsd" / "subj03.part" / "started"
+                            env=_env(finished), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        deadline = time.time() + 90
-        while not marker.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        assert marker.exists(), "the encoding job never started"
-        killed = finished / "results" / "encoding" / "nsd" / "subj03"
-        killed.mkdir()  # what a killed job can leave behind: its output, newer than its inputs
+        deadline, started = time.time() + 300, []
+        while not started and time.time() < deadline and proc.poll() is None:
+            started = _running_encode_outputs(proc.pid)
+            time.sleep(0.1)
+        assert started, "no encoding job started"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    (finished / "sleep_03").unlink()
+    killed = started[0]
+    assert killed in ENCODE_SUBJ01
+    # what a job killed after writing can leave behind: an output that looks finished
+    Path(finished, killed).mkdir(parents=True, exist_ok=True)
 
-    # without --rerun-incomplete Snakemake refuses to use the half-written output
-    r = subprocess.run([str(SNAKEMAKE), "-n", "--cores", "1"], cwd=finished, env=env,
-                       capture_output=True, text=True, timeout=120)
+    # without --rerun-incomplete Snakemake refuses to use it
+    r = snakemake(finished, "-n", profile=False, check=False)
     out = r.stdout + r.stderr
-    assert r.returncode != 0 and "incomplete" in out.lower() and "results/encoding/nsd/subj03" in out, out
-    # with the profile (rerun-incomplete) it is planned again and redone
-    assert pending(finished) == {"results/encoding/nsd/subj03": "encode", "results/report/summary.md": "report"}
-    # a hard kill also leaves Snakemake's lock behind: the run after it needs --unlock first (docs/cluster.md)
+    assert r.returncode != 0 and "incomplete" in out.lower() and killed in out, out[-3000:]
+    # with the profile (rerun-incomplete) it is redone even once the change that started it is undone,
+    # while the other encoding jobs, never started, stay as they were
+    write_config(finished, original)
+    jobs = pending(finished)
+    assert rules_of(jobs) == {"encode": {killed}, "report": REPORT, "manifest": {"results/manifest.json"}}
+    # a hard kill also leaves Snakemake's lock behind: the next run needs --unlock (docs/cluster.md)
     locked = snakemake(finished, check=False)
     assert locked.returncode != 0 and "cannot be locked" in locked.stdout + locked.stderr
     snakemake(finished, "--unlock")
     snakemake(finished)
-    assert (killed / "scores.tsv").read_text().strip() == "20"
+    assert pending(finished) == {}
+    assert (Path(finished, killed) / "voxels.parquet").is_file()  # redone, not the leftover
+
+
+def test_new_subject_runs_only_its_jobs_and_group_steps(finished):
+    config = read_config(finished)
+    config["datasets"]["nsd"]["subjects"] = [1, 2]
+    write_config(finished, config)
+    jobs = pending(finished)
+    by_rule = rules_of(jobs)
+    assert by_rule == {
+        "ingest_nsd": {"results/stores/nsd/subj02.zarr"},
+        "encode": {o.replace("subj01/", "subj02/") for o in ENCODE_SUBJ01},
+        "rsa_fmri": {"results/rsa/fmri"},
+        "report": REPORT,
+        "manifest": {"results/manifest.json"},
+    }
+    assert not UPSTREAM & set(by_rule)
+    snakemake(finished)
     assert pending(finished) == {}

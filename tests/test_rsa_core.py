@@ -128,6 +128,26 @@ def test_rank_transform_matches_scipy():
     np.testing.assert_array_equal(rsa.rank_transform(v), scipy.stats.rankdata(v, axis=1))
 
 
+@pytest.mark.parametrize("rows", [[0, 4, 6], list(range(20))])  # few ties (per tied entry) / many (per group)
+def test_float32_ranking_matches_scipy_with_ties_and_signs(rows):
+    """The float32 route (packed sort keys): negatives, -0.0 vs +0.0, sparse and dense ties, constant rows."""
+    rng = _rng(14)
+    p = 70_000
+    x = rng.standard_normal((20, p)).astype(np.float32)
+    x[3] = np.round(x[3] * 2) / 2  # heavy ties, including -0.0 and +0.0
+    x[4, :100] = -0.0
+    x[4, 100:200] = 0.0
+    x[5] = np.float32(1.5)  # constant: correlation undefined
+    x = x[rows]
+    np.testing.assert_array_equal(rsa.rank_transform(x), scipy.stats.rankdata(x.astype(np.float64), axis=1))
+    y = x[[0, 1, 2]] + 0.5 * rng.standard_normal((3, p)).astype(np.float32)
+    ours = rsa.compare_rdms(x, y, "spearman")
+    ref = np.array([[scipy.stats.spearmanr(u, v)[0] if np.ptp(u) else np.nan for v in y.astype(np.float64)]
+                    for u in x.astype(np.float64)])
+    np.testing.assert_allclose(ours, ref, atol=2e-6)
+    assert np.isnan(ours[np.ptp(x, axis=1) == 0]).all()
+
+
 def test_compare_ignores_nan_entries_like_rsatoolbox():
     a, b = _rdm_sets(10)
     a[:, 5] = np.nan

@@ -74,3 +74,43 @@ def test_permutation_balanced_accuracy_matches_sklearn():
     # null: p-values roughly uniform -> not tiny
     acc0, p0 = permutation_p(y, rng.permutation(y), n_permutations=300, seed=1)
     assert p0 > 0.01
+
+
+def _shifted_domains(seed, signal=True):
+    """Synthetic vs real patterns as the unseen-category split produces them: the encoder got the class
+    difference partly right, shrinks each voxel by its own amount, and cannot predict the mean response that
+    both held-out categories evoke (a per-voxel offset present only in the real patterns); classes unbalanced."""
+    rng = np.random.default_rng(seed)
+    v = 200
+    diff = rng.normal(size=v)  # real class difference
+    diff_syn = 0.4 * diff + np.sqrt(1 - 0.4**2) * rng.normal(size=v)
+    offset = rng.normal(size=v) * 4.0
+    gain = rng.uniform(0.05, 1.0, v)
+    ys = np.repeat(["a", "b"], 10)
+    Xs = gain * (np.where(ys == "a", 0.5, -0.5)[:, None] * diff_syn + rng.normal(size=(20, v)) * 0.5)
+    yr = np.repeat(["a", "b"], [60, 25])
+    Xr = offset + np.where(yr == "a", 0.5, -0.5)[:, None] * diff * signal + rng.normal(size=(85, v)) * 1.5
+    return Xs, ys, Xr, yr
+
+
+def test_decoder_survives_per_voxel_offsets_between_domains():
+    # Row z-scoring alone (the former behaviour, standardize="rows") leaves the real patterns' per-voxel offset;
+    # along the decoder's direction it outweighs the class difference and most real patterns land in one class
+    # (balanced accuracy ~0.5 for seeds 0 and 1). Per-domain voxel standardisation (the default) removes it.
+    accs, rows = [], []
+    for seed in range(4):
+        Xs, ys, Xr, yr = _shifted_domains(seed)
+        res = decode_synthetic_to_real(Xs, ys, Xr, yr, n_per_class=(10,), n_repeats=1, n_permutations=200)
+        s = res[res["train"] == "synthetic"].iloc[0]
+        assert s["standardize"] == "domain" and s["p_value"] < 0.01
+        accs.append(s["balanced_accuracy"])
+        r = decode_synthetic_to_real(Xs, ys, Xr, yr, n_per_class=(10,), n_repeats=1, n_permutations=0,
+                                     standardize="rows")
+        rows.append(r[r["train"] == "synthetic"].iloc[0]["balanced_accuracy"])
+    assert min(accs) > 0.8, accs
+    assert min(rows) < 0.6, rows  # the failure mode the default avoids
+    # no class signal in the real patterns -> chance, not significant
+    Xs, ys, Xr, yr = _shifted_domains(0, signal=False)
+    null = decode_synthetic_to_real(Xs, ys, Xr, yr, n_per_class=(10,), n_repeats=1, n_permutations=200)
+    s0 = null[null["train"] == "synthetic"].iloc[0]
+    assert abs(s0["balanced_accuracy"] - 0.5) < 0.12 and s0["p_value"] > 0.01

@@ -33,7 +33,7 @@ def test_dry_run_shows_every_stage(tmp_path):
     assert r.returncode == 0, out
     for rule in ("simulate", "ingest_nsd", "ingest_bold5000", "ingest_things_eeg2", "features", "encode",
                  "features_unseen", "synthesize", "synthetic_evaluate", "train", "features_trained",
-                 "rsa_fmri", "rsa_eeg", "report", "manifest"):
+                 "rsa_dimensions", "rsa_fmri", "rsa_eeg", "report", "manifest"):
         assert f"rule {rule}:" in out or f"localrule {rule}:" in out, f"{rule} missing from the DAG"
 
 

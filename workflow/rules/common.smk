@@ -20,6 +20,20 @@ def dataset_root(name):
     return f"{R}/simulated" if config["simulate"]["enabled"] else []
 
 
+def simulated_subjects(wildcards=None):
+    """The simulator's ``--*-subjects`` options: the preset's counts, raised where the config asks for more.
+
+    Taking the maximum (not the config's largest subject alone) means that adding a subject the preset
+    already simulates changes nothing upstream of that subject's own jobs.
+    """
+    from brainalign.simulate import resolve_config
+
+    preset = resolve_config(config["simulate"]["preset"])
+    counts = [("nsd", NSD, preset.nsd_subjects), ("b5k", B5K, preset.b5k_subjects),
+              ("things", EEG, preset.things_subjects)]
+    return " ".join(f"--{name}-subjects {max([n] + ds['subjects'])}" for name, ds, n in counts if ds)
+
+
 def store_path(dataset, sub):
     """Voxel store of one subject, by dataset and subject folder name (``subj01``, ``CSI1``)."""
     return f"{R}/stores/{dataset}/{sub}.zarr"
@@ -51,10 +65,8 @@ STIMULUS_SPECS = {
     "bold5000": f"bold5000:{B5K['root']}" if B5K else None,
     "things_eeg2": f"things-eeg2:{EEG['root']}:test" if EEG else None,
 }
-STIMSET_STORES = {
-    "nsd": lambda: [store_path("nsd", f"subj{s}") for s in NSD_SUBJECTS],
-    "bold5000": lambda: [store_path("bold5000", f"CSI{s}") for s in B5K_SUBJECTS],
-}
+# stimulus sets whose feature caches cover a dataset's design (all subjects), listed by rule stimulus_lists
+STIMSET_ROOTS = {"nsd": NSD["root"], "bold5000": B5K["root"] if B5K else None}
 
 
 def _feature_options(wc):
@@ -64,8 +76,9 @@ def _feature_options(wc):
         reduce = "pool"  # the 200 EEG test images are too few to fit a PCA on, and none may be trained on
     opts = [f"--weights {spec['weights']}", f"--layers {' '.join(spec['layers'])}", f"--reduce {reduce}"]
     if reduce == "pca":
-        opts.append(f"--pca-components {spec.get('pca_components', 128)} --pca-train-ids {R}/features/{wc.stimset}/train_stimuli.txt")
-    if wc.stimset in STIMSET_STORES:
+        opts.append(f"--pca-components {spec.get('pca_components', 128)} --pca-fit-images {FEAT['pca_fit_images']} "
+                    f"--pca-train-ids {R}/features/{wc.stimset}/train_stimuli.txt")
+    if wc.stimset in STIMSET_ROOTS:
         opts.append(f"--ids {R}/features/{wc.stimset}/stimuli.txt")
     return " ".join(opts)
 
@@ -86,6 +99,23 @@ RSA = config["rsa"]
 def rsa_models():
     """Feature-cache names compared with the brain: configured CNNs, the initial CORnet-S and the trained models."""
     return FEATURE_MODELS + trained_models()
+
+
+def rsa_rdm_options():
+    """``brainalign rsa`` RDM options from the config: brain distance, model distance, crossnobis folds."""
+    opts = [f"--rdm-method {RSA['distance']}"]
+    if RSA.get("model_distance"):
+        opts.append(f"--model-rdm-method {RSA['model_distance']}")
+    if RSA["distance"] == "crossnobis" and RSA.get("cv_folds"):
+        opts.append(f"--cv-folds {RSA['cv_folds']}")
+    return " ".join(opts)
+
+
+def rsa_dimension_table():
+    """Object-dimension table of the NSD images: the configured one, else the simulator's categories, else none."""
+    if RSA.get("dimensions"):
+        return RSA["dimensions"]
+    return f"{R}/rsa/nsd_categories.parquet" if config["simulate"]["enabled"] else []
 
 
 # --- synthetic ---

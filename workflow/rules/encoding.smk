@@ -42,6 +42,7 @@ rule encode:
         folds=ENC["folds"],
         solver=ENC["solver"],
         device=ENC["device"],
+        banded="--banded" if ENC.get("banded", False) else "",
         seed=SEED,
         code=code_fingerprint("encoding", "store.py", "noise_ceiling.py"),
     log:
@@ -58,4 +59,4 @@ rule encode:
     shell:
         "brainalign encode --store {input.store} --features {input.features} --split {wildcards.split} "
         "{params.categories} --alphas {params.alphas} --folds {params.folds} --solver {params.solver} "
-        "--device {params.device} --seed {params.seed} --out {output} > {log} 2>&1"
+        "--device {params.device} {params.banded} --seed {params.seed} --out {output} > {log} 2>&1"

@@ -1,26 +1,29 @@
 # CNN feature cache: one zarr cache per (stimulus set, model), all layers from one forward pass.
 
 rule stimulus_lists:
+    """The dataset's whole design (every subject's images), so adding a subject leaves feature caches alone."""
     input:
-        lambda wc: STIMSET_STORES[wc.stimset](),
+        lambda wc: dataset_root(wc.stimset),
     output:
         ids=f"{R}/features/{{stimset}}/stimuli.txt",
         train_ids=f"{R}/features/{{stimset}}/train_stimuli.txt",
     wildcard_constraints:
         stimset="nsd|bold5000",
+    params:
+        root=lambda wc: STIMSET_ROOTS[wc.stimset],
     log:
         f"{R}/logs/features/{{stimset}}_stimulus_lists.log",
     run:
         from brainalign.stimulus_lists import write_stimulus_lists
 
-        write_stimulus_lists(input, output.ids, output.train_ids)
+        write_stimulus_lists(wildcards.stimset, params.root, output.ids, output.train_ids)
 
 
 rule features:
     input:
         root=lambda wc: dataset_root(wc.stimset),
         lists=lambda wc: [f"{R}/features/{wc.stimset}/stimuli.txt", f"{R}/features/{wc.stimset}/train_stimuli.txt"]
-        if wc.stimset in STIMSET_STORES
+        if wc.stimset in STIMSET_ROOTS
         else [],
     output:
         directory(f"{R}/features/{{stimset}}/{{model}}.zarr"),

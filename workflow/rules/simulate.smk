@@ -7,12 +7,7 @@ rule simulate:
     params:
         preset=config["simulate"]["preset"],
         seed=SEED,
-        # simulate at least the subjects the config asks for, whatever the preset's default
-        sizes=" ".join(
-            [f"--nsd-subjects {max(NSD['subjects'])}"]
-            + ([f"--b5k-subjects {max(B5K['subjects'])}"] if B5K else [])
-            + ([f"--things-subjects {max(EEG['subjects'])}"] if EEG else [])
-        ),
+        sizes=simulated_subjects,
         code=code_fingerprint("simulate"),
     log:
         f"{R}/logs/simulate.log",

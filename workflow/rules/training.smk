@@ -56,7 +56,7 @@ rule features_trained:
     input:
         root=lambda wc: dataset_root(wc.stimset),
         run=lambda wc: trained_run(wc.trained),
-        lists=lambda wc: [f"{R}/features/{wc.stimset}/stimuli.txt"] if wc.stimset in STIMSET_STORES else [],
+        lists=lambda wc: [f"{R}/features/{wc.stimset}/stimuli.txt"] if wc.stimset in STIMSET_ROOTS else [],
     output:
         directory(f"{R}/features/{{stimset}}/{{trained}}.zarr"),
     wildcard_constraints:

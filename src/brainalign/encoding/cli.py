@@ -41,6 +41,12 @@ def add_arguments(p):
     p.add_argument("--restrict-to-rois", action="store_true", help="fit only voxels inside the --rois")
     p.add_argument("--layer-selection", choices=("voxel", "roi"), default="voxel",
                    help="layer per voxel or per ROI, chosen by CV R² on training data")
+    p.add_argument("--banded", action="store_true",
+                   help="also fit one banded ridge over the --layers (one band per layer, per-voxel band weights "
+                        "and alpha by CV) and use it as every voxel's model")
+    p.add_argument("--band-search", default="random:100",
+                   help="banded candidates: 'random:N' (centre, single layers, Dirichlet samples) or 'grid:K' "
+                        "(simplex lattice, step 1/K)")
     p.add_argument("--noise-ceiling", choices=("auto", "ncsnr", "split-half"), default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figure", action="store_true")
@@ -56,7 +62,8 @@ def run(args) -> int:
         restrict_to_rois=args.restrict_to_rois, categories=args.categories, test_categories=args.test_categories,
         n_test_categories=args.n_test_categories, train_ids=args.train_ids, test_ids=args.test_ids,
         layer_selection=args.layer_selection, nc_method=args.noise_ceiling, seed=args.seed,
-        voxel_batch=args.voxel_batch, figure=not args.no_figure)
+        voxel_batch=args.voxel_batch, figure=not args.no_figure, banded=args.banded, band_search=args.band_search)
     print(f"encode: {summary['n_voxels']} voxels, {summary['n_train']} train / {summary['n_test']} test stimuli, "
-          f"median test r (selected layer) {summary['median_r_selected']:.3f} -> {args.out}")
+          f"median test r ({'banded' if args.banded else 'selected layer'}) {summary['median_r_selected']:.3f} "
+          f"-> {args.out}")
     return 0

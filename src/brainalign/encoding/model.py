@@ -7,9 +7,12 @@ On-disk layout of an encoder directory (``DIR/encoder/`` of ``brainalign encode`
     geometry.npz          voxel_ijk, grid_shape, affine, store_voxel (index in the source store),
                           ncsnr (if any), voxel_layer (index into layers, per voxel), roi_matrix (n_rois, n_voxels)
     layer-<k>.npz         for layer k: voxels (encoder voxel indices using that layer), coef (p, n),
-                          x_mean, x_scale (p,), y_mean, y_scale, alpha, cv_r2 (n,)
+                          x_mean, x_scale (p,), y_mean, y_scale, alpha, cv_r2 (n,); for a banded model also
+                          band_weights (n, n_bands), candidates, candidate, band_sizes
 
 Predictions: ``y = y_mean + y_scale · ((x - x_mean) / x_scale) @ coef`` with the training statistics.
+A banded model (``encoder.json`` ``composite``: model name -> list of layers, e.g. ``{"banded": ["conv1",
+"conv5", "fc6"]}``) reads ``x`` = its layers' features concatenated in that order.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .banded import BandedRidgeFit
 from .ridge import RidgeFit, fit_voxelwise_ridge
 
 
@@ -98,6 +102,22 @@ class VoxelwiseEncoder:
     def n_voxels(self) -> int:
         return int(len(self.voxel_layer))
 
+    @property
+    def composite(self) -> dict:
+        """Models that read several layers: model name -> list of layers (concatenated in order)."""
+        return dict(self.meta.get("composite", {}))
+
+    def input_layers(self, name) -> list:
+        """Feature-cache layers that model ``name`` reads (itself, or a banded model's bands)."""
+        return list(self.composite.get(name, [name]))
+
+    def required_layers(self) -> list:
+        """Every feature-cache layer needed by the models in use, in first-use order."""
+        out = []
+        for name in self.models:
+            out += [b for b in self.input_layers(name) if b not in out]
+        return out
+
     @classmethod
     def from_fits(cls, fits: dict, voxel_layer, geometry=None, meta=None) -> "VoxelwiseEncoder":
         layers = list(fits)
@@ -125,7 +145,8 @@ class VoxelwiseEncoder:
         get = features if callable(features) else features.__getitem__
         out = None
         for name, model in self.models.items():
-            X = np.asarray(get(name))
+            parts = self.input_layers(name)
+            X = np.asarray(get(parts[0])) if len(parts) == 1 else np.hstack([np.asarray(get(b)) for b in parts])
             if X.shape[1] != model.coef.shape[0]:
                 raise ValueError(f"layer {name}: features have {X.shape[1]} columns, encoder expects {model.coef.shape[0]}")
             if out is None:
@@ -147,8 +168,12 @@ class VoxelwiseEncoder:
         np.savez(path / "geometry.npz", voxel_layer=self.voxel_layer, **g)
         for name, fname in meta["layer_files"].items():
             m = self.models[name]
+            extra = {}
+            if isinstance(m, BandedRidgeFit):
+                extra = dict(band_weights=m.band_weights, candidates=m.candidates, candidate=m.candidate,
+                             band_sizes=np.asarray(m.band_sizes), bands=np.asarray(m.bands))
             np.savez(path / fname, voxels=self.voxels[name], coef=m.coef, x_mean=m.x_mean, x_scale=m.x_scale,
-                     y_mean=m.y_mean, y_scale=m.y_scale, alpha=m.alpha, alphas=m.alphas, cv_r2=m.cv_r2)
+                     y_mean=m.y_mean, y_scale=m.y_scale, alpha=m.alpha, alphas=m.alphas, cv_r2=m.cv_r2, **extra)
 
     @classmethod
     def load(cls, path) -> "VoxelwiseEncoder":
@@ -171,10 +196,15 @@ class VoxelwiseEncoder:
             with np.load(path / fname) as z:
                 voxels[name] = z["voxels"]
                 n = len(z["voxels"])
-                models[name] = RidgeFit(coef=z["coef"], alpha=z["alpha"], alphas=z["alphas"],
-                                        cv_mse=np.full((len(z["alphas"]), n), np.nan), cv_r2=z["cv_r2"],
-                                        x_mean=z["x_mean"], x_scale=z["x_scale"], y_mean=z["y_mean"],
-                                        y_scale=z["y_scale"])
+                common = dict(coef=z["coef"], alpha=z["alpha"], alphas=z["alphas"], cv_r2=z["cv_r2"],
+                              x_mean=z["x_mean"], x_scale=z["x_scale"], y_mean=z["y_mean"], y_scale=z["y_scale"])
+                if "band_weights" in z.files:
+                    models[name] = BandedRidgeFit(
+                        cv_mse=np.full((len(z["candidates"]), n), np.nan), bands=[str(b) for b in z["bands"]],
+                        band_sizes=[int(k) for k in z["band_sizes"]], band_weights=z["band_weights"],
+                        candidates=z["candidates"], candidate=z["candidate"], **common)
+                else:
+                    models[name] = RidgeFit(cv_mse=np.full((len(z["alphas"]), n), np.nan), **common)
         return cls(list(meta["layers"]), voxel_layer, models, voxels, geometry, meta)
 
     def roi_masks(self) -> dict:

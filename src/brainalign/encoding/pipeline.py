@@ -11,6 +11,16 @@ Output directory (written atomically)::
     encoder/           the fitted encoder (see brainalign.encoding.model)
     summary.json       split, counts, timings, provenance
 
+With ``banded=True`` (``--banded``) one banded ridge over all the layers (each layer a band, per-voxel band
+weights and alpha by CV; :mod:`brainalign.encoding.banded`) is fitted as well, scored as model ``banded``
+and used as every voxel's model (the single-layer fits stay for comparison); extra outputs::
+
+    bands.parquet      per (voxel, band): band_weight (γ), band_alpha (α/γ), share (of the training-set prediction
+                       variance), dominant (largest share), r2_split (test R² split over bands)
+    roi_bands.parquet  per ROI x band: n_voxels, mean/median band_weight, mean_share, fraction_dominant,
+                       mean r2_split
+    maps/band-<name>_weight.nii.gz, band-<name>_share.nii.gz, banded_dominant_band.nii.gz (1-based band index)
+
 Nothing is selected on the test set: alpha per voxel and layer per voxel/ROI come from K-fold CV on
 the training stimuli; test stimuli are only scored.
 """
@@ -28,6 +38,7 @@ import pandas as pd
 from .._io import atomic_output, file_fingerprint
 from ..errors import InputError
 from . import scoring
+from .banded import DEFAULT_BAND_SEARCH, band_candidates, band_shares, fit_banded_ridge, r2_split
 from .model import VoxelwiseEncoder, fit_layers, select_layers
 from .ridge import DEFAULT_ALPHAS
 from .splits import (Split, read_category_table, read_id_list, restrict, split_ids, split_shared,
@@ -88,8 +99,12 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
                  n_folds: int = 5, solver: str = "torch", device: str = "cpu", dtype: str = "float32",
                  rois=None, restrict_to_rois: bool = False, categories=None, test_categories=None,
                  n_test_categories=None, train_ids=None, test_ids=None, layer_selection: str = "voxel",
-                 nc_method: str = "auto", seed: int = 0, voxel_batch=None, figure: bool = True) -> dict:
+                 nc_method: str = "auto", seed: int = 0, voxel_batch=None, figure: bool = True,
+                 banded: bool = False, band_search: str = DEFAULT_BAND_SEARCH) -> dict:
     """Fit and score voxelwise encoders for every layer; write the output directory ``out``.
+
+    With ``banded``, also fit one banded ridge over ``layers`` (candidates ``band_search``, seeded with
+    ``seed``) and make it every voxel's model (see the module docstring).
 
     Returns
     -------
@@ -107,6 +122,15 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
         raise InputError(features_path, f"layers {unknown} not in the cache (has {cache.layers})")
     if layer_selection not in ("voxel", "roi"):
         raise InputError("--layer-selection", "must be 'voxel' or 'roi'")
+    if banded:
+        if len(layers) < 2:
+            raise InputError("--banded", f"banded ridge needs at least 2 layers (bands), got {layers}")
+        if BANDED in layers:
+            raise InputError(features_path, f"a cache layer is called {BANDED!r}, the banded model's name")
+        try:
+            band_candidates(len(layers), band_search, seed)
+        except ValueError as exc:
+            raise InputError("--band-search", str(exc)) from exc
 
     # stimuli: join on str(id)
     store_ids = np.unique(store.trials["stimulus"].to_numpy())
@@ -158,10 +182,34 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
         log.info("layer %s: %.1f s, median test r %.3f", name, timing[name], np.nanmedian(r))
 
     voxel_layer, roi_layer = select_layers(fits, roi_masks, layer_selection)
+    models = list(layers)
+    band_tables = None
+    if banded:
+        t1 = time.time()
+        tr_bands = [cache.layer(name, rows_train) for name in layers]
+        bfit = fit_banded_ridge(tr_bands, Y_train, alphas, n_folds, solver, names=layers, search=band_search,
+                                seed=seed, device=device, dtype=dtype, voxel_batch=voxel_batch)
+        timing[BANDED] = time.time() - t1
+        shares = band_shares(bfit, np.hstack(tr_bands))  # training samples only
+        del tr_bands
+        Xte = np.hstack([cache.layer(name, rows_test) for name in layers])
+        pred = bfit.predict(Xte)
+        r = scoring.pearson_r(Y_test, pred)
+        tables.append(pd.DataFrame({
+            "voxel": voxels, "layer": BANDED, "alpha": bfit.alpha, "cv_r2": bfit.cv_r2, "r": r,
+            "r2": scoring.r2_score(Y_test, pred), "nc": nc, "score": scoring.normalized_score(r, nc)}))
+        band_tables = _band_tables(bfit, voxels, shares, r2_split(Y_test, bfit.predict_split(Xte)), roi_full)
+        del Xte, pred
+        fits[BANDED] = bfit
+        models.append(BANDED)
+        voxel_layer = np.full(len(voxels), models.index(BANDED))
+        log.info("banded ridge over %s: %d candidates, %.1f s, median test r %.3f", layers, len(bfit.candidates),
+                 timing[BANDED], np.nanmedian(r))
     vt = pd.concat(tables, ignore_index=True)
-    vt["selected"] = vt["layer"].to_numpy() == np.asarray(layers)[voxel_layer][np.tile(np.arange(len(voxels)), len(layers))]
+    tiled = np.tile(np.arange(len(voxels)), len(models))
+    vt["selected"] = vt["layer"].to_numpy() == np.asarray(models)[voxel_layer][tiled]
     sel = vt[vt["selected"]].set_index("voxel").loc[voxels].reset_index().assign(layer="selected")
-    sel["chosen_layer"] = np.asarray(layers)[voxel_layer]
+    sel["chosen_layer"] = np.asarray(models)[voxel_layer]
     voxel_table = pd.concat([vt, sel], ignore_index=True)
 
     # summaries use store voxel indices -> masks over the store
@@ -184,7 +232,8 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
             "shared_stimuli": sorted(set(store.trials.loc[store.trials["shared"].astype(bool), "stimulus"].astype(str))),
             "stimulus_dtype": "int" if np.issubdtype(store_ids.dtype, np.integer) else "str",
             "alphas": np.asarray(alphas).tolist(), "n_folds": n_folds, "solver": solver, "dtype": dtype,
-            "layer_selection": layer_selection, "roi_layer": roi_layer, "nc_method": nc_used,
+            "layer_selection": BANDED if banded else layer_selection, "roi_layer": roi_layer, "nc_method": nc_used,
+            "composite": {BANDED: list(layers)} if banded else {},
             "feature_cache_attrs": {k: cache.attrs.get(k) for k in ("model", "weights", "reduction") if k in cache.attrs},
         })
 
@@ -193,25 +242,104 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
         "n_voxels": int(voxels.size), "layers": layers, "solver": solver, "device": device, "dtype": dtype,
         "n_folds": n_folds, "alphas": np.asarray(alphas).tolist(), "nc_method": nc_used,
         "test_reps": {str(k): int(v) for k, v in zip(*np.unique(n_reps, return_counts=True))},
-        "layer_selection": layer_selection, "roi_layer": roi_layer, "fit_seconds": timing,
+        "layer_selection": BANDED if banded else layer_selection, "roi_layer": roi_layer, "fit_seconds": timing,
         "median_r_selected": float(np.nanmedian(sel["r"])),
         "inputs": {"store": file_fingerprint(Path(store_path) / "zarr.json"),
                    "features": file_fingerprint(Path(features_path) / "zarr.json")},
     }
+
+    if banded:
+        bt = band_tables[0]
+        dom = bt[bt["dominant"]]["band"].value_counts()
+        summary["banded"] = {
+            "bands": list(layers), "search": band_search, "n_candidates": int(len(fits[BANDED].candidates)),
+            "median_r": float(np.nanmedian(voxel_table.loc[voxel_table["layer"] == BANDED, "r"])),
+            "fraction_dominant": {b: float(dom.get(b, 0)) / len(voxels) for b in layers},
+            "info": {k: v for k, v in fits[BANDED].info.items() if k != "bands"},
+        }
 
     with atomic_output(out) as tmp:
         tmp.mkdir(parents=True)
         voxel_table.to_parquet(tmp / "voxels.parquet", index=False)
         roi_table.to_parquet(tmp / "rois.parquet", index=False)
         roi_layer_table.to_parquet(tmp / "roi_layers.parquet", index=False)
+        if banded:
+            band_tables[0].to_parquet(tmp / "bands.parquet", index=False)
+            band_tables[1].to_parquet(tmp / "roi_bands.parquet", index=False)
         encoder.save(tmp / "encoder")
-        _write_maps(store, voxels, voxel_table, layers, nc, tmp / "maps")
+        _write_maps(store, voxels, voxel_table, models, nc, tmp / "maps")
+        if banded:
+            _write_band_maps(store, voxels, band_tables[0], layers, tmp / "maps")
         if figure:
-            plot_score_vs_layer(roi_table, layers, tmp / "figures" / "score_vs_layer.png",
+            plot_score_vs_layer(roi_table, models, tmp / "figures" / "score_vs_layer.png",
                                 metric="mean_score" if nc_used != "none" else "mean_r")
         summary["seconds"] = time.time() - t0
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
+
+
+#: name of the banded ridge model among the layers of the outputs and the encoder
+BANDED = "banded"
+
+
+def _band_tables(fit, voxels, shares, split_r2, roi_masks):
+    """Tidy per-(voxel, band) and per-(ROI, band) tables of a banded fit.
+
+    Parameters
+    ----------
+    fit : BandedRidgeFit over ``voxels``
+    voxels : ndarray int (n_voxels,) store voxel indices
+    shares : ndarray (n_voxels, n_bands) share of the training-set prediction variance per band
+    split_r2 : ndarray (n_bands, n_voxels) test R² split over bands
+    roi_masks : dict name -> bool (n_store_voxels,)
+
+    Returns
+    -------
+    (bands DataFrame, roi_bands DataFrame)
+    """
+    nb = len(fit.bands)
+    W = fit.band_weights
+    dominant = np.zeros_like(W, dtype=bool)
+    dominant[np.arange(len(voxels)), shares.argmax(1)] = True
+    bt = pd.DataFrame({
+        "voxel": np.tile(voxels, nb), "band": np.repeat(fit.bands, len(voxels)),
+        "band_weight": W.T.ravel(), "band_alpha": fit.band_alphas.T.ravel(), "share": shares.T.ravel(),
+        "dominant": dominant.T.ravel(), "r2_split": np.asarray(split_r2).ravel(),
+    })
+    rows = []
+    for roi, mask in roi_masks.items():
+        m = np.asarray(mask)[voxels]
+        if not m.any():
+            continue
+        for b, name in enumerate(fit.bands):
+            rows.append({"roi": roi, "band": name, "n_voxels": int(m.sum()),
+                         "mean_band_weight": float(W[m, b].mean()), "median_band_weight": float(np.median(W[m, b])),
+                         "mean_share": float(shares[m, b].mean()), "fraction_dominant": float(dominant[m, b].mean()),
+                         "mean_r2_split": (float(np.nanmean(split_r2[b, m])) if np.isfinite(split_r2[b, m]).any()
+                                           else np.nan)})
+    return bt, pd.DataFrame(rows, columns=["roi", "band", "n_voxels", "mean_band_weight", "median_band_weight",
+                                           "mean_share", "fraction_dominant", "mean_r2_split"])
+
+
+def _write_band_maps(store, voxels, band_table, bands, folder: Path):
+    import nibabel as nib
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def full(values, fill=np.nan):
+        out = np.full(store.n_voxels, fill, dtype=np.float32)
+        out[voxels] = values
+        return out
+
+    def per_band(col):
+        return np.stack([band_table.loc[band_table["band"] == b, col].to_numpy() for b in bands], axis=1)
+
+    W, S = per_band("band_weight"), per_band("share")
+    for k, name in enumerate(bands):
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        nib.save(store.to_nifti(full(W[:, k]), fill_value=np.nan), folder / f"band-{safe}_weight.nii.gz")
+        nib.save(store.to_nifti(full(S[:, k]), fill_value=np.nan), folder / f"band-{safe}_share.nii.gz")
+    nib.save(store.to_nifti(full(S.argmax(1) + 1.0, 0), fill_value=0), folder / "banded_dominant_band.nii.gz")
 
 
 def _geometry(store, voxels, roi_names, roi_masks):

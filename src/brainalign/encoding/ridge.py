@@ -199,19 +199,32 @@ def _voxel_batch_size(n_voxels, per_voxel_floats, bytes_per_float, max_batch_byt
     return int(max(1, min(n_voxels, max_batch_bytes // max(1, per_voxel_floats * bytes_per_float))))
 
 
-def _fit_torch(Xs, Ys, alphas, splits, *, device, dtype, fold_centering, max_batch_bytes, voxel_batch,
-               progress):
-    dev = _resolve_device(device)
-    tdt = _DTYPES[dtype]
+def _cv_torch(X64, Ys, alphas_t, splits, *, dev, tdt, fold_centering, max_batch_bytes, voxel_batch, progress):
+    """Validation MSE of every alpha for every voxel (the CV half of the torch solver).
+
+    Parameters
+    ----------
+    X64 : torch.Tensor (n_samples, n_features) float64 on ``dev``
+        Standardised (and, for banded ridge, band-scaled) features.
+    Ys : ndarray (n_samples, n_voxels)
+        Standardised targets (moved to ``dev`` batch by batch).
+    alphas_t : torch.Tensor (n_alphas,) float64
+
+    Returns
+    -------
+    cv_mse : torch.Tensor (n_alphas, n_voxels) float64, mean over folds
+    base_mse : torch.Tensor (n_voxels,) float64, MSE of the training-fold mean, mean over folds
+    flops : float
+    mode : {"primal", "kernel"}
+    """
     bpf = 4 if tdt == torch.float32 else 8
-    n, p = Xs.shape
+    n = X64.shape[0]
     t = Ys.shape[1]
-    na = len(alphas)
-    alphas_t = torch.as_tensor(alphas, dtype=torch.float64, device=dev)
-    X64 = torch.as_tensor(Xs, device=dev).to(torch.float64)
+    na = alphas_t.shape[0]
     cv_mse = torch.zeros((na, t), dtype=torch.float64, device=dev)
     base_mse = torch.zeros(t, dtype=torch.float64, device=dev)
     flops = 0.0
+    mode = "primal"
     for tr, va in progress(splits, desc="ridge CV folds", leave=False):
         tr_t = torch.as_tensor(tr, device=dev)
         va_t = torch.as_tensor(va, device=dev)
@@ -240,18 +253,33 @@ def _fit_torch(Xs, Ys, alphas, splits, *, device, dtype, fold_centering, max_bat
             del Bs, P, B, Yb
             flops += 2.0 * nv * r * na * k + 2.0 * len(tr) * r * k
     nf = len(splits)
-    cv_mse /= nf
-    base_mse /= nf
-    best = torch.argmin(cv_mse, dim=0)  # first minimum -> smallest alpha on ties
-    alpha = alphas_t[best]
-    cv_r2 = 1.0 - cv_mse.gather(0, best[None, :])[0] / base_mse.clamp_min(1e-30)
+    return cv_mse / nf, base_mse / nf, flops, mode
 
-    # refit on all training samples, each voxel with its own alpha
+
+def _refit_torch(X64, Ys, alpha, *, dev, tdt, max_batch_bytes, voxel_batch):
+    """Ridge fit on all samples (centred), each voxel with its own alpha.
+
+    Parameters
+    ----------
+    X64 : torch.Tensor (n_samples, n_features) float64 on ``dev``
+    Ys : ndarray (n_samples, n_voxels)
+    alpha : torch.Tensor (n_voxels,) float64
+
+    Returns
+    -------
+    coef : ndarray (n_features, n_voxels) float32 (float64 if ``tdt`` is)
+    flops : float
+    mode : {"primal", "kernel"}
+    """
+    bpf = 4 if tdt == torch.float32 else 8
+    n, p = X64.shape
+    t = Ys.shape[1]
     ev, _, M, W, mode = _decompose(X64, None, True)
     r = ev.shape[0]
     M = M.to(tdt)
     W = W.to(tdt)
     coef = np.empty((p, t), dtype=np.float32 if tdt == torch.float32 else np.float64)
+    flops = 0.0
     tb = _voxel_batch_size(t, 2 * r + p + n, bpf, max_batch_bytes, voxel_batch)
     for s in range(0, t, tb):
         Yb = torch.as_tensor(Ys[:, s : s + tb], device=dev).to(tdt)
@@ -260,9 +288,29 @@ def _fit_torch(Xs, Ys, alphas, splits, *, device, dtype, fold_centering, max_bat
         C = W @ (Dsel * (M.T @ Yb))
         coef[:, s : s + tb] = C.cpu().numpy()
         flops += 2.0 * n * r * Yb.shape[1] + 2.0 * p * r * Yb.shape[1]
+    return coef, flops, mode
+
+
+def _fit_torch(Xs, Ys, alphas, splits, *, device, dtype, fold_centering, max_batch_bytes, voxel_batch,
+               progress):
+    dev = _resolve_device(device)
+    tdt = _DTYPES[dtype]
+    alphas_t = torch.as_tensor(alphas, dtype=torch.float64, device=dev)
+    X64 = torch.as_tensor(Xs, device=dev).to(torch.float64)
+    cv_mse, base_mse, flops, mode = _cv_torch(
+        X64, Ys, alphas_t, splits, dev=dev, tdt=tdt, fold_centering=fold_centering,
+        max_batch_bytes=max_batch_bytes, voxel_batch=voxel_batch, progress=progress)
+    best = torch.argmin(cv_mse, dim=0)  # first minimum -> smallest alpha on ties
+    alpha = alphas_t[best]
+    cv_r2 = 1.0 - cv_mse.gather(0, best[None, :])[0] / base_mse.clamp_min(1e-30)
+
+    # refit on all training samples, each voxel with its own alpha
+    coef, refit_flops, mode = _refit_torch(X64, Ys, alpha, dev=dev, tdt=tdt, max_batch_bytes=max_batch_bytes,
+                                           voxel_batch=voxel_batch)
     return dict(
         coef=coef, alpha=alpha.cpu().numpy(), cv_mse=cv_mse.cpu().numpy(), cv_r2=cv_r2.cpu().numpy(),
-        info={"backend": "torch", "device": str(dev), "dtype": dtype, "mode": mode, "gemm_flops": flops},
+        info={"backend": "torch", "device": str(dev), "dtype": dtype, "mode": mode,
+              "gemm_flops": flops + refit_flops},
     )
 
 

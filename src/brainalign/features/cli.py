@@ -27,6 +27,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pca-from", metavar="CACHE.zarr",
                         help="apply the PCA stored in this cache (same model/layers) instead of fitting one")
     parser.add_argument("--pca-method", choices=("auto", "exact", "randomized"), default="auto")
+    parser.add_argument("--pca-fit-images", type=int, metavar="N",
+                        help="fit the PCA on a random subset of at most N training images (bounds memory)")
     parser.add_argument("--out", required=True, metavar="CACHE.zarr")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=4, help="image decode worker processes")
@@ -60,7 +62,7 @@ def run(args) -> int:
     model = load_model(args.model, args.weights, seed=args.seed)
     out = extract_features(image_set, model, args.out, layers=layers, reduce=args.reduce,
                            pca_components=args.pca_components, pca_train_ids=train_ids,
-                           pca_method=args.pca_method, pca_from=args.pca_from, batch_size=args.batch_size, workers=args.workers,
+                           pca_method=args.pca_method, pca_fit_images=args.pca_fit_images, pca_from=args.pca_from, batch_size=args.batch_size, workers=args.workers,
                            device=device, precision=args.precision, chunk_rows=args.chunk_rows, seed=args.seed,
                            show_progress=not args.no_progress)
     log.info("wrote %s", out)

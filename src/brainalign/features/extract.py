@@ -366,7 +366,7 @@ def _batches(rows: list, batch_size: int) -> list:
 
 def extract_features(image_set: ImageSet, model, out, *, layers=None, reduce: str = "none",
                      pca_components: int | None = None, pca_train_ids=None, pca_method: str = "auto",
-                     batch_size: int = 64, workers: int = 4, device="auto", precision: str = "auto",
+                     pca_fit_images: int | None = None, batch_size: int = 64, workers: int = 4, device="auto", precision: str = "auto",
                      channels_last=None, chunk_rows: int | None = None, seed: int = 0,
                      input_size=None, pca_from=None, show_progress: bool = True, on_batch=None) -> Path:
     """Extract layer features for every image of ``image_set`` into a zarr feature cache.
@@ -389,6 +389,10 @@ def extract_features(image_set: ImageSet, model, out, *, layers=None, reduce: st
         ``pca_train_ids`` only (looked up in ``image_set.root_set``), applied to every row.
     pca_method : {"auto", "exact", "randomized"}
         See :func:`fit_pca`.
+    pca_fit_images : int, optional
+        Fit the PCA on at most this many of ``pca_train_ids`` (a random subset drawn with ``seed``): the
+        raw activations of the fit images are held in device memory (AlexNet: ~1 MB per image in bf16), so
+        this bounds memory on NSD's 72,000 training images. Default: all of them.
     batch_size, workers : int
         Images per forward pass; DataLoader decode processes (0 = in the main process).
     device, precision, channels_last
@@ -431,7 +435,11 @@ def extract_features(image_set: ImageSet, model, out, *, layers=None, reduce: st
             raise InputError("--pca-components", "reduce=pca needs a positive number of components")
         if not pca_train_ids:
             raise InputError("--pca-train-ids", "reduce=pca needs the IDs of the training split to fit on")
-        train_set = image_set.root_set.subset(list(pca_train_ids))
+        pca_train_ids = list(pca_train_ids)
+        if pca_fit_images is not None and len(pca_train_ids) > pca_fit_images:
+            pick = np.random.default_rng(seed).choice(len(pca_train_ids), pca_fit_images, replace=False)
+            pca_train_ids = [pca_train_ids[i] for i in np.sort(pick)]
+        train_set = image_set.root_set.subset(pca_train_ids)
         if len(train_set) < 2:
             raise InputError("--pca-train-ids", "PCA needs at least 2 training images")
     if batch_size < 1:

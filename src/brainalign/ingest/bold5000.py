@@ -74,6 +74,34 @@ def read_name_list(path):
     return [n[4:] if n.startswith("rep_") else n for n in names]
 
 
+def design_stimuli(root):
+    """Every image any subject saw (union of all ``CSI{N}_imgnames.txt`` below root) and the repeated ones.
+
+    The stimulus set of the dataset, independent of which subjects are ingested. Repeated images come from
+    ``repeated_stimuli_113_list.txt`` or, without it, are those shown more than once to some subject.
+
+    Returns
+    -------
+    all_ids : list of str, sorted image file names
+    repeated_ids : list of str, sorted
+    """
+    root = Path(root)
+    files = _index_tree(root)
+    lists = sorted(n for n in files if re.fullmatch(r"CSI[1-4]_imgnames\.txt", n))
+    if not lists:
+        raise InputError(root / "CSI1_imgnames.txt", "no CSI{N}_imgnames.txt found anywhere below the root")
+    seen, repeated = set(), set()
+    for name in lists:
+        names = pd.Series(read_name_list(_unique(files, name, root)))
+        seen.update(names)
+        counts = names.value_counts()
+        repeated.update(counts.index[counts > 1])
+    repeated_path = _unique(files, REPEATED_LIST, root, required=False)
+    if repeated_path is not None:
+        repeated = set(read_name_list(repeated_path))
+    return sorted(seen), sorted(repeated & seen)
+
+
 def ingest_bold5000(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERSION, mask="roi-union",
                     rois=ROI_NAMES, zscore=True, chunks=None):
     """Ingest BOLD5000 GLMsingle single-trial betas of one subject into a voxel store.

@@ -35,6 +35,7 @@ SPACES = ("func1pt8mm", "func1mm")
 DEFAULT_ATLASES = ("prf-visualrois", "floc-faces", "floc-bodies", "floc-places", "floc-words", "streams", "nsdgeneral")
 NON_CORTICAL_ATLASES = ("thalamus", "MTL")
 DESIGN_VARS = ("masterordering", "subjectim", "sharedix")
+DESIGN_PATH = Path("nsddata", "experiments", "nsd", "nsd_expdesign.mat")
 
 
 def parse_subject(subject) -> int:
@@ -75,17 +76,9 @@ def _ctab_path(root: Path, sid: str, atlas: str):
     raise InputError(candidates[0], f"label table for atlas {atlas!r} not found (also looked in fsaverage/label and templates)")
 
 
-def load_design(path, subject: int, n_trials_needed: int):
-    """Per-global-trial 0-based nsdId for one subject, and the 0-based shared nsdIds.
-
-    Image of subject p at global trial t (1-based) = ``subjectim[p-1, masterordering[t-1]-1]``
-    (1-based 73k ID); nsdId = that - 1 (datasets.md §1.5).
-
-    Returns
-    -------
-    nsd_ids : int64 (n_trials_needed,)
-    shared_ids : int64 (n_shared,)
-    """
+def _read_design(path):
+    """``masterordering`` (1-based 10k indices), ``subjectim`` (8, 10000; 1-based 73k IDs), ``sharedix``
+    (1-based 73k IDs) from ``nsd_expdesign.mat``, as int64 arrays."""
     from scipy.io import loadmat
 
     path = Path(path)
@@ -101,7 +94,24 @@ def load_design(path, subject: int, n_trials_needed: int):
     order = np.asarray(mat["masterordering"]).astype(np.int64).ravel()
     subjectim = np.asarray(mat["subjectim"]).astype(np.int64)
     shared = np.asarray(mat["sharedix"]).astype(np.int64).ravel()
-    if subjectim.ndim != 2 or subjectim.shape[0] < subject:
+    if subjectim.ndim != 2:
+        raise InputError(path, f"subjectim has shape {subjectim.shape}; expected (subjects, 10000)")
+    return order, subjectim, shared
+
+
+def load_design(path, subject: int, n_trials_needed: int):
+    """Per-global-trial 0-based nsdId for one subject, and the 0-based shared nsdIds.
+
+    Image of subject p at global trial t (1-based) = ``subjectim[p-1, masterordering[t-1]-1]``
+    (1-based 73k ID); nsdId = that - 1 (datasets.md §1.5).
+
+    Returns
+    -------
+    nsd_ids : int64 (n_trials_needed,)
+    shared_ids : int64 (n_shared,)
+    """
+    order, subjectim, shared = _read_design(path)
+    if subjectim.shape[0] < subject:
         raise InputError(path, f"subjectim has shape {subjectim.shape}; no row for subject {subject}")
     if order.size < n_trials_needed:
         raise InputError(path, f"masterordering has {order.size} entries, the sessions need {n_trials_needed}")
@@ -112,6 +122,26 @@ def load_design(path, subject: int, n_trials_needed: int):
     if ids73k.min() < 1:
         raise InputError(path, "subjectim holds 73k IDs < 1 for trials of this subject (expected 1-based IDs)")
     return ids73k - 1, shared - 1
+
+
+def design_stimuli(root):
+    """Every image of the NSD design (any subject) and the shared ones, as 0-based nsdIds.
+
+    The stimulus set of the dataset, independent of which subjects are ingested: ``subjectim`` holds each
+    subject's 10,000 images (1-based 73k IDs; 73,000 in all), ``sharedix`` the 1,000 shared ones.
+
+    Returns
+    -------
+    all_ids : int64 (n_images,), sorted
+    shared_ids : int64 (n_shared,), sorted
+    """
+    path = Path(root) / DESIGN_PATH
+    _, subjectim, shared = _read_design(path)
+    if subjectim.min() < 1 or shared.min() < 1:
+        raise InputError(path, "subjectim/sharedix hold IDs < 1 (expected 1-based 73k IDs)")
+    if not np.isin(shared, subjectim).all():
+        raise InputError(path, "sharedix holds IDs that no subject's subjectim row contains")
+    return np.unique(subjectim) - 1, np.unique(shared) - 1
 
 
 def _beta_files(betas_dir: Path, fmt: str):
@@ -302,7 +332,7 @@ def ingest_nsd(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERS
         log.warning("%s: not found; store will have no ncsnr", ncsnr_path)
 
     # --- design: trial -> image ---
-    design_path = root / "nsddata" / "experiments" / "nsd" / "nsd_expdesign.mat"
+    design_path = root / DESIGN_PATH
     n_needed = TRIALS_PER_SESSION * max(n_sessions_found, max(use))
     nsd_ids, shared_ids = load_design(design_path, p, n_needed)
     design = pd.DataFrame({

@@ -63,7 +63,8 @@ def layer_hierarchy(enc: pd.DataFrame, model: str = "alexnet") -> Finding:
     """Early visual ROIs are best predicted by earlier layers than category-selective ROIs."""
     name, paper = f"layer hierarchy ({model})", "Delavari et al. 2025"
     expected = "mean best-layer index of early ROIs (prf-visualrois) < that of category ROIs (floc-*)"
-    sub = enc[(enc.get("model") == model) & (enc.get("layer") != "selected")] if len(enc) else enc
+    # rows of combined fits (per-voxel selected layer, banded ridge over all layers) are not layers
+    sub = enc[(enc.get("model") == model) & ~enc.get("layer").isin(["selected", "banded"])] if len(enc) else enc
     if not len(sub):
         return Finding(name, paper, expected, "encoding of this model not run", "not run")
     order = {layer: i for i, layer in enumerate(dict.fromkeys(sub["layer"]))}
@@ -80,6 +81,8 @@ def layer_hierarchy(enc: pd.DataFrame, model: str = "alexnet") -> Finding:
 
 
 def _model_scores(enc: pd.DataFrame, subject: str, roi: str = WHOLE_ROI) -> pd.Series:
+    if not len(enc):  # encoding not run: every comparison reports "models not run"
+        return pd.Series(dtype=float)
     rows = enc[(enc["subject"] == subject) & (enc["layer"] == "selected") & (enc["roi"] == roi)]
     return rows.set_index("model")["mean_r"]
 
@@ -120,6 +123,35 @@ def realnet_rsa(rsa: pd.DataFrame, trained_subjects: list[str]) -> list[Finding]
             name = f"RSA: ReAlnet({subj}) vs baselines ({relation} subject, mean over ROIs of best-layer rho)"
             out.append(_compare_to_baselines(name, paper, "ReAlnet > CORnet-S initial, beta0, shuffled",
                                              best.mean(axis=1), subj))
+    return out
+
+
+def dimension_findings(dims: pd.DataFrame, trained_subjects: list[str]) -> list[Finding]:
+    """Object dimensions: ReAlnet's layer RDMs reflect the per-image dimensions (categories on the simulator)
+    more than the initial CORnet-S's (``rsa/fmri/dimensions.parquet``, rows ``layer = dimension = "all"``)."""
+    paper = "Lu & Wang 2025 (ReAlnet-fMRI)"
+    expected = ("ReAlnet minus CORnet-S initial: similarity of layer RDMs with the object-dimension RDMs "
+                "(mean over layers and dimensions) > 0")
+    if not len(dims):
+        return [Finding("object dimensions: ReAlnet vs CORnet-S initial", paper, expected,
+                        "object-dimension analysis not run", "not run")]
+    out = []
+    for subj in trained_subjects:
+        name = f"object dimensions: ReAlnet({subj}) vs CORnet-S initial"
+        model = f"realnet-{subj}-aligned"
+        summary = dims[(dims["model"] == model) & (dims["layer"] == "all")]
+        if not len(summary) or not np.isfinite(summary["diff"].iloc[0]):
+            out.append(Finding(name, paper, expected, f"{model} or its baseline not in the dimension analysis",
+                               "not run"))
+            continue
+        row = summary.iloc[0]
+        per_dim = (dims[(dims["model"] == model) & (dims["layer"] != "all")].groupby("dimension", sort=False)["diff"]
+                   .mean())
+        ci = (f" [CI {row['diff_ci_low']:+.3f}, {row['diff_ci_high']:+.3f}]"
+              if np.isfinite(row["diff_ci_low"]) else "")
+        observed = (f"difference {row['diff']:+.3f}{ci} vs {row['baseline']} over {int(row['n_stimuli'])} images; "
+                    "per dimension (mean over layers): " + ", ".join(f"{d} {v:+.3f}" for d, v in per_dim.items()))
+        out.append(Finding(name, paper, expected, observed, "yes" if row["diff"] > 0 else "no"))
     return out
 
 
@@ -189,6 +221,7 @@ def eeg_findings(results: Path) -> list[Finding]:
 FIGURES = [
     ("encoding/nsd/*/*/nsd-shared/figures/score_vs_layer.png", "encoding_{2}_{3}"),
     ("rsa/fmri/rsa_fmri.png", "rsa_fmri"),
+    ("rsa/fmri/dimensions.png", "rsa_dimensions"),
     ("rsa/eeg/rsa_eeg.png", "rsa_eeg"),
     ("synthetic/*/*/*/evaluation/figures/*.png", "synthetic_{2}_{3}_{6}"),
     ("training/realnet/*/*/training_curve.png", "training_{2}_{3}"),
@@ -258,9 +291,11 @@ def build_report(results, out) -> pd.DataFrame:
     enc = encoding_table(results)
     rsa_path = results / "rsa" / "fmri" / "rsa_fmri.parquet"
     rsa = pd.read_parquet(rsa_path) if rsa_path.exists() else pd.DataFrame()
+    dims_path = results / "rsa" / "fmri" / "dimensions.parquet"
+    dims = pd.read_parquet(dims_path) if dims_path.exists() else pd.DataFrame()
     trained = sorted({p.name for p in (results / "training" / "realnet").glob("subj*") if p.is_dir()})
     findings = [layer_hierarchy(enc), *realnet_encoding(enc, trained), *realnet_rsa(rsa, trained),
-                *synthetic_findings(results), *eeg_findings(results)]
+                *dimension_findings(dims, trained), *synthetic_findings(results), *eeg_findings(results)]
     table = pd.DataFrame([f.__dict__ for f in findings])
     with atomic_output(out) as tmp:
         figures = tmp / "figures"

@@ -22,6 +22,8 @@ def as_tensor(x, device=None, dtype=torch.float32) -> torch.Tensor:
         dev = x.device if device is None else resolve_device(device)
         return x.to(device=dev, dtype=dtype)
     arr = np.asarray(x)
+    if not arr.flags.writeable:  # e.g. pandas copy-on-write views; torch warns on read-only memory
+        arr = arr.copy()
     return torch.as_tensor(arr, dtype=dtype, device=resolve_device(device))
 
 

@@ -9,10 +9,16 @@ EEG::
 
     brainalign rsa --features CORNET.zarr --eeg-stores sub-01.zarr ... --time-range -0.1 0.5 --out results/rsa_eeg
 
+Brain RDMs are ``--rdm-method correlation`` (default), ``euclidean`` or ``crossnobis`` (cross-validated
+across the repetitions of each stimulus); model RDMs use ``--model-rdm-method`` (models have no
+repetitions: correlation or euclidean; euclidean by default with crossnobis). ``--dimensions TABLE`` adds
+the object-dimension analysis of the model layers on the same stimuli.
+
 Outputs (each written atomically) in ``--out``: ``rsa_fmri.parquet`` / ``rsa_eeg.parquet`` (tidy:
 model, layer, roi, subject, relation, method, [time,] value, ci_low, ci_high, nc_low, nc_high),
-``rsa_eeg_clusters.parquet``, ``rdms_fmri.npz`` / ``rdms_eeg.npz`` (condensed RDMs), and figures
-``rsa_fmri.png`` / ``rsa_eeg.png``. See docs/rsa.md.
+``rsa_eeg_clusters.parquet``, ``rdms_fmri.npz`` / ``rdms_eeg.npz`` (condensed RDMs), figures
+``rsa_fmri.png`` / ``rsa_eeg.png``, and with ``--dimensions`` ``dimensions.parquet`` / ``dimensions.png``.
+See docs/rsa.md.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ import pandas as pd
 
 from .._io import atomic_output, progress
 from ..errors import InputError
+from ._backend import condensed_index
 from .bootstrap import bootstrap_stimuli, bootstrap_subjects, confidence_interval
 from .compare import METHODS as COMPARE_METHODS
 from .compare import compare_rdms
+from .dimension_tables import read_dimension_scores
+from .dimensions import dimension_rdms
 from .noise_ceiling import noise_ceiling
 from .rdm import compute_rdm
 from .timecourse import cluster_permutation_test, eeg_rdms, paired_cluster_test, rsa_timecourses
@@ -37,6 +46,10 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ["model", "layer", "roi", "subject", "relation", "method", "value", "ci_low", "ci_high",
            "nc_low", "nc_high"]
+DIMENSION_COLUMNS = ["model", "layer", "dimension", "method", "n_stimuli", "value", "ci_low", "ci_high",
+                     "baseline", "diff", "diff_ci_low", "diff_ci_high"]
+#: the model the object-dimension differences are taken against when it is one of the models
+DEFAULT_DIMENSION_BASELINE = "cornet_s-initial"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +65,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trained-on", metavar="SUBJECT",
                         help="subject the models were trained on: its rows are relation=within, the others across "
                              "(default: every subject is across)")
-    parser.add_argument("--rdm-method", default="correlation", choices=["correlation", "euclidean"],
-                        help="dissimilarity of brain and model RDMs (default: correlation = 1 - Pearson r)")
+    parser.add_argument("--rdm-method", default="correlation", choices=["correlation", "euclidean", "crossnobis"],
+                        help="dissimilarity of the brain RDMs (default: correlation = 1 - Pearson r of "
+                             "repetition-averaged patterns; crossnobis = cross-validated across repetitions)")
+    parser.add_argument("--model-rdm-method", choices=["correlation", "euclidean"],
+                        help="dissimilarity of the model RDMs (default: --rdm-method; euclidean with crossnobis, "
+                             "as models have no repetitions to cross-validate over)")
+    parser.add_argument("--cv-folds", type=int, metavar="K",
+                        help="crossnobis folds: repetitions are grouped by their index modulo K (default: one fold "
+                             "per repetition, K = the fewest repetitions of any used stimulus in that store); "
+                             "stimuli with fewer than max(2, K) repetitions in any store are left out")
+    parser.add_argument("--dimensions", metavar="TABLE",
+                        help="object-dimension analysis: a parquet/csv/tsv table with a 'stimulus' column and numeric "
+                             "dimension columns and/or a 'category' column (one-hot expanded)")
+    parser.add_argument("--dimension-baseline", metavar="MODEL",
+                        help=f"model the dimension differences are taken against (default: "
+                             f"{DEFAULT_DIMENSION_BASELINE} when it is one of the models)")
     parser.add_argument("--method", default="spearman", choices=list(COMPARE_METHODS),
                         help="RDM comparison (default: spearman)")
     parser.add_argument("--n-boot", type=int, default=1000,
@@ -150,6 +177,232 @@ def _check_common(args, subjects):
         raise InputError("--trained-on", f"subject {args.trained_on!r} is not one of the stores' subjects {subjects}")
     if args.n_boot < 0 or not 0 < args.ci < 1:
         raise InputError("--n-boot/--ci", "need n_boot >= 0 and 0 < ci < 1")
+    if args.cv_folds is not None and (args.rdm_method != "crossnobis" or args.cv_folds < 2):
+        raise InputError("--cv-folds", "only used with --rdm-method crossnobis, and must be >= 2")
+
+
+def _model_method(args) -> str:
+    """Model RDM dissimilarity: --model-rdm-method, else --rdm-method (euclidean for crossnobis)."""
+    if args.model_rdm_method:
+        return args.model_rdm_method
+    return "euclidean" if args.rdm_method == "crossnobis" else args.rdm_method
+
+
+# --------------------------------------------------------------------------------------------- crossnobis
+
+def _repetition_ranks(store) -> np.ndarray:
+    """0-based rank of each trial among its stimulus's trials (ordered by ``repetition``, then row)."""
+    ranks = store.trials.groupby("stimulus", sort=False)["repetition"].rank(method="first")
+    return ranks.to_numpy(dtype=np.int64) - 1
+
+
+def _crossnobis_stimuli(stores, stim, cv_folds, store_paths):
+    """The shared stimuli with at least max(2, cv_folds) repetitions in every store, and per store the folds.
+
+    Returns
+    -------
+    kept : list of str, subset of ``stim`` in the same order
+    folds : list of int, per store: ``cv_folds`` or the fewest repetitions of a kept stimulus
+    """
+    need = max(2, cv_folds or 2)
+    counts = []
+    for s in stores:
+        reps = s.trials["stimulus"].astype(str).value_counts()
+        counts.append(reps.reindex(stim).fillna(0).to_numpy(dtype=np.int64))
+    counts = np.stack(counts)  # (n_stores, n_stim)
+    ok = (counts >= need).all(axis=0)
+    kept = [sid for sid, k in zip(stim, ok) if k]
+    if len(kept) < 3:
+        raise InputError(store_paths[0], f"crossnobis needs >= {need} repetitions of each stimulus: only {len(kept)} "
+                                         f"of the {len(stim)} shared stimuli have them in every store (need 3)")
+    if len(kept) < len(stim):
+        log.warning("crossnobis: %d of %d shared stimuli have < %d repetitions in some store and are left out",
+                    len(stim) - len(kept), len(stim), need)
+    folds = [int(cv_folds) if cv_folds else int(c[ok].min()) for c in counts]
+    return kept, folds
+
+
+def _fold_means(store, array, typed_ids, n_folds, select=lambda b: b):
+    """Per-fold mean pattern of each stimulus, folds = repetition rank modulo ``n_folds``.
+
+    Parameters
+    ----------
+    store : VoxelStore or EEGStore
+    array : zarr array (n_trials, ...) of the store (``betas`` or ``eeg``)
+    typed_ids : sequence of stimulus ids (the store's id type), each with >= n_folds repetitions
+    n_folds : int >= 2
+    select : callable block -> block, picks columns of a block of rows (e.g. ROI voxels)
+
+    Returns
+    -------
+    float32 ndarray (n_folds, n_stimuli, *selected trailing shape)
+    """
+    from scipy import sparse
+
+    n_stim = len(typed_ids)
+    stim_code = pd.Index(typed_ids).get_indexer(store.trials["stimulus"].to_numpy())
+    fold = _repetition_ranks(store) % n_folds
+    code = np.where(stim_code >= 0, fold * n_stim + stim_code, -1)
+    counts = np.bincount(code[code >= 0], minlength=n_folds * n_stim)
+    if (counts == 0).any():
+        raise InputError(store.path, f"a stimulus has fewer than {n_folds} repetitions (crossnobis folds)")
+    step = array.chunks[0]
+    sums, shape = None, None
+    for r0 in range(0, array.shape[0], step):
+        c = code[r0:r0 + step]
+        use = c >= 0
+        if not use.any():
+            continue
+        block = select(array[r0:r0 + step])
+        shape = block.shape[1:]
+        block = block.reshape(block.shape[0], -1).astype(np.float64)
+        ind = sparse.csr_matrix((np.ones(use.sum()), (c[use], np.flatnonzero(use))), shape=(n_folds * n_stim, len(c)))
+        part = ind @ block
+        sums = part if sums is None else sums + part
+    means = (sums / counts[:, None]).astype(np.float32)
+    return means.reshape((n_folds, n_stim) + tuple(shape))
+
+
+# --------------------------------------------------------------------------------------------- dimensions
+
+def _read_dimensions(args):
+    """The --dimensions table (validated before anything is computed), or None."""
+    if not args.dimensions:
+        return None
+    return read_dimension_scores(args.dimensions)
+
+
+def _dimension_analysis(args, scores, stim, keys, model):
+    """Model-layer RDMs vs per-image dimension RDMs on the analysed stimuli, and differences vs a baseline.
+
+    Parameters
+    ----------
+    scores : DataFrame (n_table_stimuli, n_dimensions), index = stimulus id (str)
+    stim : list of str, the conditions of ``model``'s RDMs
+    keys : list of (model, layer), one per row of ``model``
+    model : array (n_keys, P) condensed model RDMs
+
+    Returns
+    -------
+    table : DataFrame with DIMENSION_COLUMNS; rows per (model, layer, dimension) and, per model, the mean over
+        layers and dimensions (``layer = dimension = "all"``)
+    """
+    models = list(dict.fromkeys(m for m, _ in keys))
+    baseline = args.dimension_baseline
+    if baseline is not None and baseline not in models:
+        raise InputError("--dimension-baseline", f"{baseline!r} is not one of the models {models}")
+    if baseline is None and DEFAULT_DIMENSION_BASELINE in models:
+        baseline = DEFAULT_DIMENSION_BASELINE
+    pos = [i for i, sid in enumerate(stim) if sid in scores.index]
+    if len(pos) < 3:
+        raise InputError(args.dimensions, f"only {len(pos)} of the {len(stim)} analysed stimuli are in the dimension "
+                                          f"table (ids compared as strings, e.g. {stim[:3]}); need at least 3")
+    if len(pos) < len(stim):
+        log.warning("dimension table covers %d of the %d analysed stimuli; the analysis uses those", len(pos),
+                    len(stim))
+    values = scores.loc[[stim[i] for i in pos]]
+    constant = [c for c in values.columns if np.ptp(values[c].to_numpy()) == 0]
+    if constant:
+        log.warning("dimensions constant over the analysed stimuli, left out: %s", constant)
+        values = values.drop(columns=constant)
+    if values.shape[1] == 0:
+        raise InputError(args.dimensions, "every dimension is constant over the analysed stimuli")
+    p = np.asarray(pos)
+    ia, ib = np.triu_indices(len(p), k=1)
+    sub = np.ascontiguousarray(model[:, condensed_index(p[ia], p[ib], len(stim))])  # (K, P')
+    dims = np.asarray(dimension_rdms(values.to_numpy(dtype=np.float32)))  # (D, P')
+    device = _device(args.device)
+    sims = np.asarray(compare_rdms(sub, dims, args.method, device=device))  # (K, D)
+    boots = (bootstrap_stimuli(sub, dims, args.method, n_boot=args.n_boot, seed=args.seed, device=device)
+             if args.n_boot > 0 else None)  # (B, K, D)
+
+    def ci(samples):
+        if samples is None:
+            return np.nan, np.nan
+        lo, hi = confidence_interval(samples[:, None], args.ci)
+        return float(lo[0]), float(hi[0])
+
+    index = {key: k for k, key in enumerate(keys)}
+    dim_names = list(values.columns)
+    rows = []
+    for mname in models:
+        ks = [index[(mname, layer)] for m, layer in keys if m == mname]
+        layers = [layer for m, layer in keys if m == mname]
+        base = None
+        if baseline is not None and mname != baseline:
+            pairs = [(k, index[(baseline, layer)]) for k, layer in zip(ks, layers) if (baseline, layer) in index]
+            base = dict(pairs) if pairs else None
+        for k, layer in zip(ks, layers):
+            for d, dname in enumerate(dim_names):
+                rec = dict(model=mname, layer=layer, dimension=dname, method=args.method, n_stimuli=len(p),
+                           value=float(sims[k, d]), baseline=baseline or "", diff=np.nan,
+                           diff_ci_low=np.nan, diff_ci_high=np.nan)
+                rec["ci_low"], rec["ci_high"] = ci(None if boots is None else boots[:, k, d])
+                if base and k in base:
+                    b = base[k]
+                    rec["diff"] = float(sims[k, d] - sims[b, d])
+                    rec["diff_ci_low"], rec["diff_ci_high"] = ci(
+                        None if boots is None else boots[:, k, d] - boots[:, b, d])
+                rows.append(rec)
+        # summary: mean over layers (those shared with the baseline for the difference) and dimensions
+        rec = dict(model=mname, layer="all", dimension="all", method=args.method, n_stimuli=len(p),
+                   value=float(sims[ks].mean()), baseline=baseline or "", diff=np.nan,
+                   diff_ci_low=np.nan, diff_ci_high=np.nan)
+        rec["ci_low"], rec["ci_high"] = ci(None if boots is None else boots[:, ks].mean(axis=(1, 2)))
+        if base:
+            a_k, b_k = list(base), list(base.values())
+            rec["diff"] = float((sims[a_k] - sims[b_k]).mean())
+            rec["diff_ci_low"], rec["diff_ci_high"] = ci(
+                None if boots is None else (boots[:, a_k] - boots[:, b_k]).mean(axis=(1, 2)))
+        rows.append(rec)
+    return pd.DataFrame(rows, columns=DIMENSION_COLUMNS)
+
+
+def _dimension_figure(table):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    per = table[table.layer != "all"]
+    dims = list(dict.fromkeys(per.dimension))
+    keys = list(dict.fromkeys(zip(per.model, per.layer)))
+    grid = per.pivot_table(index=["model", "layer"], columns="dimension", values="value", sort=False)
+    grid = grid.reindex(index=pd.MultiIndex.from_tuples(keys), columns=dims)
+    diff = per.dropna(subset=["diff"])
+    n_panels = 2 if len(diff) else 1
+    fig, axes = plt.subplots(1, n_panels, figsize=(4 + 0.5 * len(dims) + (6 if n_panels == 2 else 0),
+                                                    max(3.0, 0.22 * len(keys) + 1.5)), squeeze=False)
+    ax = axes[0, 0]
+    lim = max(1e-6, float(np.nanmax(np.abs(grid.to_numpy()))))
+    im = ax.imshow(grid.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(len(dims)), dims, rotation=60, fontsize=7)
+    ax.set_yticks(range(len(keys)), [f"{m} {layer}" for m, layer in keys], fontsize=6)
+    ax.set_title(f"layer RDM vs dimension RDM ({per.method.iloc[0]})", fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    if n_panels == 2:
+        ax = axes[0, 1]
+        dkeys = list(dict.fromkeys(zip(diff.model, diff.layer)))
+        width = 0.8 / max(1, len(dims))
+        colours = plt.get_cmap("tab10")
+        for d_i, dname in enumerate(dims):
+            part = diff[diff.dimension == dname].set_index(["model", "layer"]).reindex(dkeys)
+            x = np.arange(len(dkeys)) + (d_i - (len(dims) - 1) / 2) * width
+            err = np.vstack([part["diff"] - part["diff_ci_low"], part["diff_ci_high"] - part["diff"]])
+            ax.bar(x, part["diff"], width, color=colours(d_i % 10), label=dname,
+                   yerr=None if np.isnan(err).all() else np.abs(err), capsize=1.5, error_kw={"lw": 0.6})
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xticks(range(len(dkeys)), [f"{m} {layer}" for m, layer in dkeys], rotation=60, ha="right", fontsize=6)
+        ax.set_ylabel(f"difference vs {diff.baseline.iloc[0]}")
+        ax.set_title("model minus baseline (bootstrap CI)", fontsize=9)
+        ax.legend(fontsize=6, frameon=False, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _write_dimensions(table, out: Path):
+    _write_figure(_dimension_figure(table), out / "dimensions.png")
+    _write_table(table, out / "dimensions.parquet")
 
 
 def _device(arg):
@@ -205,7 +458,11 @@ def _run_fmri(args, out: Path) -> int:
     subjects = _subject_names(stores, args.stores)
     _check_common(args, subjects)
     names, caches, layers = _open_models(args)
+    scores = _read_dimensions(args)
     stim, _ = _shared_stimuli(stores, caches, args.stores)
+    folds = None
+    if args.rdm_method == "crossnobis":
+        stim, folds = _crossnobis_stimuli(stores, stim, args.cv_folds, args.stores)
     masks = {}
     for s, subj in zip(stores, subjects):
         for roi in args.rois:
@@ -214,16 +471,27 @@ def _run_fmri(args, out: Path) -> int:
                 raise InputError(s.path, f"ROI {roi!r} has {int(m.sum())} voxels; need at least 2")
             masks[subj, roi] = m
     device = _device(args.device)
-    log.info("RSA on %d shared stimuli, %d subjects, %d ROIs, %d models", len(stim), len(stores), len(args.rois),
-             len(names))
+    model_method = _model_method(args)
+    log.info("RSA on %d shared stimuli, %d subjects, %d ROIs, %d models; brain RDMs %s%s, model RDMs %s", len(stim),
+             len(stores), len(args.rois), len(names), args.rdm_method,
+             f" (folds per subject: {folds})" if folds else "", model_method)
 
     brain = np.empty((len(stores), len(args.rois), len(stim) * (len(stim) - 1) // 2), dtype=np.float32)
     for i, (s, subj) in enumerate(progress(list(zip(stores, subjects)), desc="brain RDMs")):
         typed = _typed_ids(s, stim)
+        if folds is None:
+            for j, roi in enumerate(args.rois):
+                _, means, _ = s.mean_by_stimulus(stimuli=typed, voxels=masks[subj, roi])
+                brain[i, j] = compute_rdm(means, args.rdm_method, device=device)
+            continue
+        # crossnobis: per-fold means of the union of the ROIs, read once, then one RDM per ROI
+        union = np.flatnonzero(np.any([masks[subj, roi] for roi in args.rois], axis=0))
+        fold_means = _fold_means(s, s.betas, typed, folds[i], select=lambda b, u=union: b[:, u])
         for j, roi in enumerate(args.rois):
-            _, means, _ = s.mean_by_stimulus(stimuli=typed, voxels=masks[subj, roi])
-            brain[i, j] = compute_rdm(means, args.rdm_method, device=device)
-    keys, model = _model_rdms(names, caches, layers, stim, args.rdm_method, device)
+            cols = np.flatnonzero(masks[subj, roi][union])
+            brain[i, j] = compute_rdm(fold_means[:, :, cols], "crossnobis", device=device)
+        del fold_means
+    keys, model = _model_rdms(names, caches, layers, stim, model_method, device)
 
     sims = np.asarray(compare_rdms(model, brain, args.method, device=device))  # (K, S, R)
     ci_low = np.full(sims.shape, np.nan)
@@ -248,7 +516,12 @@ def _run_fmri(args, out: Path) -> int:
     df = pd.DataFrame(rows, columns=COLUMNS)
     df = pd.concat([df, _group_rows(df, args.n_boot, args.ci, args.seed)[COLUMNS]], ignore_index=True)
 
-    arrays = {"stimulus_ids": np.asarray(stim, dtype=str), "rdm_method": np.asarray(args.rdm_method)}
+    dim_table = _dimension_analysis(args, scores, stim, keys, model) if scores is not None else None
+
+    arrays = {"stimulus_ids": np.asarray(stim, dtype=str), "rdm_method": np.asarray(args.rdm_method),
+              "model_rdm_method": np.asarray(model_method)}
+    if folds is not None:
+        arrays["cv_folds"] = np.asarray(folds)
     for k, (mname, layer) in enumerate(keys):
         arrays[f"model/{mname}/{layer}"] = model[k]
     for i, subj in enumerate(subjects):
@@ -256,6 +529,8 @@ def _run_fmri(args, out: Path) -> int:
             arrays[f"brain/{subj}/{roi}"] = brain[i, j]
     fig = _fmri_figure(df, args.rois)
     out.mkdir(parents=True, exist_ok=True)
+    if dim_table is not None:
+        _write_dimensions(dim_table, out)
     _write_npz(arrays, out / "rdms_fmri.npz")
     _write_figure(fig, out / "rsa_fmri.png")
     _write_table(df, out / "rsa_fmri.parquet")
@@ -327,19 +602,28 @@ def _run_eeg(args, out: Path) -> int:
     if args.n_permutations < 1:
         raise InputError("--n-permutations", "must be >= 1")
     names, caches, layers = _open_models(args)
+    scores = _read_dimensions(args)
     stim, _ = _shared_stimuli(stores, caches, args.eeg_stores)
+    folds = None
+    if args.rdm_method == "crossnobis":
+        stim, folds = _crossnobis_stimuli(stores, stim, args.cv_folds, args.eeg_stores)
     device = _device(args.device)
+    model_method = _model_method(args)
 
     series = []
-    for s in progress(stores, desc="EEG RDMs"):
-        _, means, _ = s.mean_by_stimulus(stimuli=_typed_ids(s, stim))  # (n_stim, n_chan, n_times)
-        rdms, starts = eeg_rdms(means[..., keep], method=args.rdm_method, window=args.window, step=args.step,
+    for i, s in enumerate(progress(stores, desc="EEG RDMs")):
+        if folds is None:
+            _, data, _ = s.mean_by_stimulus(stimuli=_typed_ids(s, stim))  # (n_stim, n_chan, n_times)
+        else:  # fold means as repetitions: (n_stim, n_folds, n_chan, n_times)
+            data = _fold_means(s, s.eeg, _typed_ids(s, stim), folds[i]).transpose(1, 0, 2, 3)
+        rdms, starts = eeg_rdms(data[..., keep], method=args.rdm_method, window=args.window, step=args.step,
                                 device=device)
         series.append(np.asarray(rdms))
     series = np.stack(series)  # (S, W, P)
     t_sel = times[keep]
     win_times = np.array([t_sel[a:a + args.window].mean() for a in starts])
-    keys, model = _model_rdms(names, caches, layers, stim, args.rdm_method, device)
+    keys, model = _model_rdms(names, caches, layers, stim, model_method, device)
+    dim_table = _dimension_analysis(args, scores, stim, keys, model) if scores is not None else None
     curves = rsa_timecourses(model, series, args.method, device=device)  # (S, K, W)
     n_sub = len(subjects)
     if n_sub >= 2:
@@ -383,11 +667,16 @@ def _run_eeg(args, out: Path) -> int:
                                                    "start_index", "stop_index", "sign", "mass", "p_value",
                                                    "significant"])
     arrays = {"stimulus_ids": np.asarray(stim, dtype=str), "times": win_times,
-              "subjects": np.asarray(subjects, dtype=str), "eeg": series}
+              "subjects": np.asarray(subjects, dtype=str), "eeg": series,
+              "rdm_method": np.asarray(args.rdm_method), "model_rdm_method": np.asarray(model_method)}
+    if folds is not None:
+        arrays["cv_folds"] = np.asarray(folds)
     for k, (mname, layer) in enumerate(keys):
         arrays[f"model/{mname}/{layer}"] = model[k]
     fig = _eeg_figure(df, clusters)
     out.mkdir(parents=True, exist_ok=True)
+    if dim_table is not None:
+        _write_dimensions(dim_table, out)
     _write_npz(arrays, out / "rdms_eeg.npz")
     _write_figure(fig, out / "rsa_eeg.png")
     _write_table(clusters, out / "rsa_eeg_clusters.parquet")

@@ -66,27 +66,39 @@ def _kernel_terms(x: torch.Tensor, method: str, noise: torch.Tensor | None):
     raise ValueError(f"unknown RDM method {method!r}; expected one of {METHODS}")
 
 
+def _block_rows(n: int, batch: int, width: int, block_size: int | None) -> int:
+    """Rows of the distance matrix per block.
+
+    Each block multiplies its rows only with the columns from its first row on, so smaller blocks skip more
+    of the lower triangle (rows n/8: ~56 % of the full product instead of 100 %), while the block stays big
+    enough for an efficient matrix product (>= 256 rows) and within ~DEFAULT_BLOCK_ELEMENTS of memory.
+    """
+    if block_size is not None:
+        return max(1, int(block_size))
+    by_memory = max(1, DEFAULT_BLOCK_ELEMENTS // max(1, batch * n))
+    if n * n * width * batch < (1 << 30):  # small products: one block, no per-block overhead
+        return by_memory
+    return max(1, min(by_memory, max(256, -(-n // 8))))
+
+
 def _blockwise(left, right, g, scale, block_size, out_device, unit_diagonal=False):
-    batch, n, _ = left.shape
+    batch, n, width = left.shape
     out = torch.empty((batch, n_pairs(n)), dtype=left.dtype, device=out_device)
-    i0 = 0
-    while i0 < n - 1:
-        if block_size is None:
-            rows = max(1, DEFAULT_BLOCK_ELEMENTS // max(1, batch * (n - i0)))
-        else:
-            rows = int(block_size)
+    rows = _block_rows(n, batch, width, block_size)
+    for i0 in range(0, n - 1, rows):
         i1 = min(n - 1, i0 + rows)
-        gram = torch.matmul(left[:, i0:i1], right[:, i0:].transpose(-1, -2))  # (batch, b, n - i0)
-        mask = torch.ones(i1 - i0, n - i0, dtype=torch.bool, device=gram.device).triu_(diagonal=1)
-        vals = gram[:, mask]  # upper-triangle entries of this block, row-major = condensed order
-        del gram
+        gram = torch.matmul(left[:, i0:i1], right[:, i0:].transpose(-1, -2))  # (batch, i1 - i0, n - i0)
         if unit_diagonal:  # correlation: d = 1 - <z_i, z_j>
-            vals.neg_().add_(1.0)
+            gram.neg_().add_(1.0)
         else:  # d = scale * (g_i + g_j - 2 <L_i, R_j>)
-            r, c = mask.nonzero(as_tuple=True)
-            vals.mul_(-2.0).add_(g[:, i0 + r]).add_(g[:, i0 + c]).mul_(scale)
-        out[:, row_start(i0, n):row_start(i1, n)] = vals.to(out_device)
-        i0 = i1
+            gram.mul_(-2.0).add_(g[:, i0:i1, None]).add_(g[:, None, i0:]).mul_(scale)
+        # row i of the block holds pairs (i, j > i) at columns j - i0: contiguous runs of the condensed vector
+        dst = row_start(i0, n)
+        for k in range(i1 - i0):
+            m = n - i0 - k - 1
+            out[:, dst:dst + m] = gram[:, k, k + 1:]
+            dst += m
+        del gram
     return out
 
 
@@ -104,7 +116,8 @@ def compute_rdms(patterns, method: str = "correlation", noise=None, block_size: 
     noise : array (n_channels, n_channels), optional
         Noise precision matrix for ``euclidean`` (-> Mahalanobis) and ``crossnobis``; identity if None.
     block_size : int, optional
-        Rows of the distance matrix computed per block (default: sized to ~128 MiB per block).
+        Rows of the distance matrix computed per block (default: ~128 MiB per block, and for large
+        products at most n/8 rows, >= 256, so that less of the lower triangle is computed).
     device : str or torch.device, optional
         Compute device; default: the tensor's own device, CUDA if available for numpy input.
     dtype : torch.dtype

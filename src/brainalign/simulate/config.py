@@ -65,7 +65,7 @@ PRESETS = {
     # whole simulate in well under 20 s: for tests
     "tiny": SimConfig(),
     # a realistic-looking small study (about a minute)
-    "demo": SimConfig(nsd_subjects=3, nsd_sessions=2, nsd_shared=100, nsd_grid=(24, 28, 24),
+    "demo": SimConfig(nsd_subjects=2, nsd_sessions=2, nsd_shared=100, nsd_grid=(24, 28, 24),
                       b5k_subjects=2, b5k_sessions=2, b5k_grid=(22, 28, 22), things_subjects=2,
                       things_train_concepts=40, things_test_concepts=20, things_test_reps=40,
                       unseen_per_category=10),

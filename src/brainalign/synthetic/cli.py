@@ -25,6 +25,9 @@ def add_arguments(p):
     p.add_argument("--permutations", type=int, default=1000)
     p.add_argument("--syn-noise", action="store_true",
                    help="add Gaussian noise (per-voxel CV residual sd) to synthetic training samples")
+    p.add_argument("--standardize", choices=("domain", "rows"), default="domain",
+                   help="decoder inputs: 'domain' z-scores each pattern across voxels, then each voxel within the "
+                        "synthetic training set and within the real test set; 'rows' only the former")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figure", action="store_true")
 
@@ -38,7 +41,7 @@ def run(args) -> int:
         s = run_evaluation(args.encoder, args.store, args.synthetic, args.out, categories=args.categories,
                            rois=args.rois, n_per_class=args.n_per_class, n_repeats=args.repeats,
                            n_permutations=args.permutations, seed=args.seed, syn_noise=args.syn_noise,
-                           figure=not args.no_figure)
+                           figure=not args.no_figure, standardize=args.standardize)
         print(f"synthesize --evaluate: {s['n_test_images']} held-out images, ROIs {len(s['rois'])} -> {args.out}")
         return 0
     if not args.features:

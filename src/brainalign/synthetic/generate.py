@@ -60,13 +60,14 @@ def _predict_cache(enc, features_path, want, batch):
     from ..features import open_feature_cache
 
     cache = open_feature_cache(features_path)
-    missing = [name for name in enc.models if name not in cache.layers]
+    missing = [name for name in enc.required_layers() if name not in cache.layers]
     if missing:
         raise InputError(features_path, f"cache lacks the encoder's layers {missing}")
     for name, model in enc.models.items():
-        n_feat = cache.array(name).shape[1]
+        n_feat = sum(cache.array(b).shape[1] for b in enc.input_layers(name))
         if n_feat != model.coef.shape[0]:
-            raise InputError(features_path, f"layer {name}: {n_feat} features, encoder expects {model.coef.shape[0]}")
+            what = f"layer {name}" if enc.input_layers(name) == [name] else f"model {name} ({'+'.join(enc.input_layers(name))})"
+            raise InputError(features_path, f"{what}: {n_feat} features, encoder expects {model.coef.shape[0]}")
     for key, value in enc.meta.get("feature_cache_attrs", {}).items():
         if cache.attrs.get(key) != value:
             warnings.warn(f"{features_path}: feature cache {key}={cache.attrs.get(key)!r} differs from the "
@@ -133,7 +134,8 @@ def synthesize(encoder_dir, features_path, out, stimuli=None, batch: int = 2048)
         "dataset": enc.meta.get("dataset", "unknown"), "subject": enc.meta.get("subject", "unknown"),
         "zscored": bool(enc.meta.get("zscored") or False), "synthetic": True,
         "provenance": {"stage": "synthesize", "encoder": str(encoder_dir), "features": [str(p) for p in paths],
-                       "source_store": enc.meta.get("store"), "layers_used": list(enc.models)},
+                       "source_store": enc.meta.get("store"), "layers_used": list(enc.models),
+                       "feature_layers_used": enc.required_layers()},
     }
     write_voxel_store(out, pred, trials, g["voxel_ijk"], g["grid_shape"], g["affine"], rois=encoder_rois(enc),
                       ncsnr=None, attrs=attrs)

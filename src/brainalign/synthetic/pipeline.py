@@ -5,7 +5,8 @@ Output directory (atomic)::
     claim1_images.parquet   roi, image, stimulus, n_reps, c_syn, c_real, c_split_half
     claim1_voxels.parquet   roi, voxel (store index), c_syn, c_real
     claim1_tests.parquet    roi, level (image|voxel), n, mean_a (syn), mean_b (real), mean_diff, wilcoxon_*, ttest_*
-    decoding.parquet        roi, train (synthetic|real), n_per_class, balanced_accuracy, sd, chance, p_value, ...
+    decoding.parquet        roi, train (synthetic|real), n_per_class, balanced_accuracy, sd, chance, p_value, ...,
+                            standardize
     figures/claim1.png, figures/decoding.png
     summary.json
 """
@@ -61,12 +62,18 @@ def _voxel_noise_sd(enc) -> np.ndarray:
 
 def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=None, rois=None,
                    n_per_class=(10, 25, 50, 100, 250, 500, 1000), n_repeats: int = 5, n_permutations: int = 1000,
-                   seed: int = 0, syn_noise: bool = False, figure: bool = True) -> dict:
-    """Claim-1 and claim-2 evaluations for one subject (see :mod:`brainalign.synthetic.evaluate`)."""
+                   seed: int = 0, syn_noise: bool = False, figure: bool = True, standardize: str = "domain") -> dict:
+    """Claim-1 and claim-2 evaluations for one subject (see :mod:`brainalign.synthetic.evaluate`).
+
+    ``standardize``: decoder input standardisation, ``"domain"`` (patterns z-scored across voxels, then voxels
+    z-scored within the synthetic training set and within the real test set) or ``"rows"`` (patterns only).
+    """
     from ..encoding.model import VoxelwiseEncoder
     from ..encoding.pipeline import load_test_repetitions
     from ..store import open_voxel_store
 
+    if standardize not in ev.STANDARDIZE:
+        raise InputError("--standardize", f"must be one of {ev.STANDARDIZE}, not {standardize!r}")
     enc = VoxelwiseEncoder.load(encoder_dir)
     real = open_voxel_store(real_store)
     syn = open_voxel_store(synthetic_store)
@@ -128,13 +135,16 @@ def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=
             try:
                 d = ev.decode_synthetic_to_real(Xs_all[:, m], ys, real_mean[rows][:, m], yr, n_per_class, n_repeats,
                                                 n_permutations=n_permutations, seed=seed,
-                                                syn_noise_sd=None if noise is None else noise[m])
+                                                syn_noise_sd=None if noise is None else noise[m],
+                                                standardize=standardize)
             except ValueError as exc:
                 warnings.warn(f"decoding skipped for {roi}: {exc}", UserWarning, stacklevel=2)
                 continue
             d.insert(0, "roi", roi)
             dec_tables.append(d)
         summary["decoding_classes"] = sorted(set(yr) & set(ys))
+        summary["decoding_standardize"] = standardize
+        summary["decoding_test_counts"] = {c: int(n) for c, n in zip(*np.unique(yr, return_counts=True))}
     else:
         warnings.warn("decoding skipped: needs synthetic stimuli never shown in the scanner and held-out real "
                       "stimuli, both with categories", UserWarning, stacklevel=2)
