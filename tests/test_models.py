@@ -150,3 +150,61 @@ def test_training_checkpoint_format(tmp_path):
     torch.save({"state_dict": sd}, tmp_path / "noarch.pt")
     with pytest.raises(InputError, match="arch"):
         load_model(str(tmp_path / "noarch.pt"))
+
+
+# ----------------------------------------------------------------------------------- CPU GEMM convolution
+@pytest.mark.parametrize("shape, k, stride", [
+    ((3, 8, 4, 4), 3, 2), ((3, 8, 2, 2), 3, 1), ((2, 6, 5, 5), 3, 2), ((2, 6, 3, 3), 1, 2),
+    ((2, 6, 4, 4), 1, 1), ((1, 4, 1, 1), 3, 1)])
+def test_gemm_convolution_equals_conv2d(shape, k, stride):
+    from brainalign.models.cornet_s import _conv_gemm
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, shape[1], k, k, generator=g, dtype=torch.float64, requires_grad=True)
+    pad = k // 2
+    got = _conv_gemm(x, w, stride, pad)
+    ref = torch.nn.functional.conv2d(x, w, None, stride=stride, padding=pad)
+    assert got.shape == ref.shape and got.is_contiguous()
+    torch.testing.assert_close(got, ref)
+    gy = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    gx, gw = torch.autograd.grad(got, (x, w), gy)
+    rx, rw = torch.autograd.grad(ref, (x, w), gy)
+    torch.testing.assert_close(gx, rx)
+    torch.testing.assert_close(gw, rw)
+
+
+def test_cornet_s_cpu_gemm_path_matches_conv2d(monkeypatch):
+    """At 64 px V4 (4x4) and IT (2x2) take the GEMM path; outputs, gradients and BN statistics equal the
+    F.conv2d route's to float32 rounding."""
+    import copy
+
+    from brainalign.models import cornet_s as cs
+
+    torch.manual_seed(0)
+    a = CORnetS().train()
+    b = copy.deepcopy(a)
+    x = torch.randn(3, 3, 64, 64)
+    calls = []
+    real = cs._conv_gemm
+    monkeypatch.setattr(cs, "_conv_gemm", lambda *args: calls.append(args[0].shape) or real(*args))
+    out_a = a(x)
+    out_a.square().mean().backward()
+    assert {tuple(s[-2:]) for s in calls} >= {(4, 4), (2, 2)}  # V4 and IT convolutions went through GEMM
+    monkeypatch.setattr(cs, "CPU_GEMM_MAX_POSITIONS", 0)
+    calls.clear()
+    out_b = b(x)
+    out_b.square().mean().backward()
+    assert not calls
+    torch.testing.assert_close(out_a, out_b, rtol=1e-4, atol=1e-4)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        scale = pb.grad.abs().max().clamp_min(1e-12)
+        assert float((pa.grad - pb.grad).abs().max() / scale) < 1e-3, name
+    for (name, ba), (_, bb) in zip(a.named_buffers(), b.named_buffers()):
+        torch.testing.assert_close(ba, bb, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_block_convolutions_fire_forward_hooks(cornet):
+    x = torch.randn(1, 3, 64, 64)
+    got, _ = _hooked(cornet, ["IT.conv2", "V4.conv1"], x)
+    assert got["IT.conv2"].shape == (1, 2048, 2, 2) and got["V4.conv1"].shape == (1, 1024, 4, 4)

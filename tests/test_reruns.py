@@ -14,42 +14,24 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
+from project_copy import LOCAL_PROFILE, SNAKEMAKE, copy_project, default_config, env, read_config, snakemake, \
+    write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reruns")]
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-SNAKEMAKE = BIN / "snakemake"
-LOCAL_PROFILE = ROOT / "workflow" / "profiles" / "local"
 
 #: jobs whose outputs are made once per run and do not depend on which subjects or parameters are set
 UPSTREAM = {"simulate", "stimulus_lists", "features", "initial_backbone", "features_trained", "train"}
 ENCODE_SUBJ01 = {f"results/encoding/nsd/subj01/{m}/nsd-shared"
                  for m in ("alexnet", "cornet_s-initial", "realnet-subj01-aligned")}
 REPORT = {"results/report/summary.md", "results/report/figures", "results/report/findings.parquet"}
-
-
-def _env(work: Path) -> dict:
-    return dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=str(work / "src"),
-                BRAINALIGN_PROGRESS="0")
-
-
-def snakemake(work: Path, *args: str, profile: bool = True, check: bool = True, timeout: int = 1200):
-    cmd = [str(SNAKEMAKE), *(["--profile", str(LOCAL_PROFILE)] if profile else ["--cores", "1"]), *args]
-    r = subprocess.run(cmd, cwd=work, env=_env(work), capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    return r
 
 
 def pending(work: Path) -> dict[str, tuple[str, str]]:
@@ -89,30 +71,16 @@ def _running_encode_outputs(pid: int) -> list[str]:
     return outs
 
 
-def read_config(work: Path) -> dict:
-    return yaml.safe_load((work / "config.yaml").read_text())
-
-
-def write_config(work: Path, config: dict) -> None:
-    (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """The project's workflow run to the end once, in a temporary copy of the repository."""
-    work = tmp_path_factory.mktemp("reruns")
-    shutil.copy(ROOT / "Snakefile", work)
-    for d in ("workflow", "envs"):
-        shutil.copytree(ROOT / d, work / d)
-    shutil.copytree(ROOT / "src" / "brainalign", work / "src" / "brainalign",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = default_config()
     config["simulate"]["preset"] = "tiny"           # simulates NSD subjects 1 and 2
     config["datasets"] = {"nsd": dict(config["datasets"]["nsd"], subjects=[1])}
     config["features"]["models"] = {"alexnet": config["features"]["models"]["alexnet"]}
-    config["training"].update(subjects=[1], controls=[])
+    config["training"].update(preset="tiny", subjects=[1], controls=[])
     config["rsa"].update(bootstrap=20)
-    write_config(work, config)
+    work = copy_project(tmp_path_factory.mktemp("reruns"), config)
     snakemake(work)
     assert pending(work) == {}
     return work
@@ -157,7 +125,7 @@ def test_killed_job_is_redone_not_reused(finished):
     changed["encoding"]["folds"] = 3
     write_config(finished, changed)
     proc = subprocess.Popen([str(SNAKEMAKE), "--profile", str(LOCAL_PROFILE), "--cores", "1"], cwd=finished,
-                            env=_env(finished), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env(finished), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         deadline, started = time.time() + 300, []

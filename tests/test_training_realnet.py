@@ -275,3 +275,124 @@ def test_outputs_and_exported_backbone(tmp_path):
     fresh.load_state_dict(ck["state_dict"])
     best = torch.load(tmp_path / "checkpoints/best.pt", weights_only=False)["model"]
     torch.testing.assert_close(fresh.state_dict()["V1.conv.weight"], best["backbone.V1.conv.weight"])
+
+
+# ----------------------------------------------------------------------------------------- speed-ups and options
+def _dataset_and_model(cfg):
+    from brainalign.training.data import PairDataset, load_images
+
+    store, images = FakeStore(), FakeImages()
+    t = prepare_targets(store, roi="all", n_components=4, val_fraction=0.2)
+    ds = PairDataset(load_images(images, t.train_ids, 32), t.y_train)
+    model, teacher = build_realnet(cfg, t.n_out, factory)
+    return ds, model, teacher
+
+
+def test_cached_teacher_labels_equal_running_the_teacher():
+    from brainalign.training.realnet_train import teacher_labels
+
+    cfg = tiny_cfg(epochs=1)
+    ds, model, teacher = _dataset_and_model(cfg)
+    assert not ds.has_labels
+    task = RealnetTask(model, teacher, ds, None, cfg)
+    model.eval()  # same student output for both calls
+    batch = next(iter(task.train_loader(0, 0, 1)))
+    assert bool((batch[2] == -1).all())
+    total_run, parts_run = task.loss(model, batch)  # no cache: the teacher runs on the batch
+    labels = teacher_labels(teacher, ds.images, 5, torch.device("cpu"))
+    with torch.no_grad():
+        from brainalign.training.data import normalize_images
+
+        reference = teacher(normalize_images(ds.images)).argmax(1)
+    assert torch.equal(labels, reference)
+    ds.set_labels(labels)
+    assert ds.has_labels
+    batch = next(iter(task.train_loader(0, 0, 1)))
+    assert bool((batch[2] >= 0).all())
+    total_cached, parts_cached = task.loss(model, batch)
+    torch.testing.assert_close(total_cached, total_run)
+    for k in parts_run:
+        torch.testing.assert_close(parts_cached[k], parts_run[k])
+
+
+def test_training_uses_cached_labels_only_with_an_eval_mode_teacher(tmp_path, monkeypatch):
+    from brainalign.training import realnet_train
+
+    calls = []
+    real = realnet_train.teacher_labels
+    monkeypatch.setattr(realnet_train, "teacher_labels", lambda *a, **k: calls.append(1) or real(*a, **k))
+    train_realnet(FakeStore(), FakeImages(), tmp_path / "eval", tiny_cfg(epochs=1), backbone_factory=factory)
+    assert len(calls) == 3  # train, val, test sets, once each
+    calls.clear()
+    train_realnet(FakeStore(), FakeImages(), tmp_path / "train", tiny_cfg(epochs=1, teacher_eval=False),
+                  backbone_factory=factory)
+    assert not calls  # a train-mode teacher depends on the batch: it runs every step
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_bn_stats_keeps_running_statistics(freeze):
+    cfg = tiny_cfg(epochs=1, freeze_bn_stats=freeze)
+    ds, model, teacher = _dataset_and_model(cfg)
+    stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    weight = model.backbone.V2.norm.weight.detach().clone()
+    task = RealnetTask(model, teacher, ds, None, cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    task.on_train_epoch_start()
+    for batch in task.train_loader(0, 0, 1):
+        loss, _ = task.loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    now = model.state_dict()
+    same = [torch.equal(now[k], v) for k, v in stats.items()]
+    assert all(same) if freeze else not any(same)
+    assert not torch.equal(model.backbone.V2.norm.weight, weight)  # the affine BN weights train either way
+
+
+def test_head_pool_reads_average_pooled_layers():
+    torch.manual_seed(0)
+    model = ReAlnetFMRI(factory(), n_out=5, image_size=32, hidden=8, pool=1).eval()
+    widths = [4, 8, 8, 16]  # TinyCORnet(width=4) channels of V1, V2, V4, IT
+    assert [p.in_features for p in model.head.layer_proj] == widths
+    x = torch.randn(3, 3, 32, 32)
+    got = {}
+    for name in ("V1", "V2", "V4", "IT"):
+        getattr(model.backbone, name).register_forward_hook(lambda m, i, o, n=name: got.__setitem__(n, o))
+    _, pred = model(x)
+    h = [torch.relu(proj(got[n].mean(dim=(2, 3)))) for proj, n in zip(model.head.layer_proj, ("V1", "V2", "V4", "IT"))]
+    torch.testing.assert_close(pred, model.head.out(torch.cat(h, 1)))
+    model2 = ReAlnetFMRI(factory(), n_out=5, image_size=32, hidden=8, pool=2)
+    assert [p.in_features for p in model2.head.layer_proj] == [4 * w for w in widths]
+    with pytest.raises(InputError):
+        tiny_cfg(head_pool=-1)
+
+
+def test_resume_from_a_checkpoint_that_predates_an_option(tmp_path):
+    cfg = tiny_cfg(epochs=2)
+    store, images = FakeStore(), FakeImages()
+
+    def kill(epoch, row):
+        raise Killed
+
+    with pytest.raises(Killed):
+        train_realnet(store, images, tmp_path, cfg, backbone_factory=factory, on_epoch_end=kill)
+    path = tmp_path / "checkpoints/last.pt"
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["config"]["head_pool"], ckpt["config"]["freeze_bn_stats"]  # written before these options existed
+    torch.save(ckpt, path)
+    assert train_realnet(store, images, tmp_path, cfg, backbone_factory=factory, resume=True)["resumed_from"] == 1
+
+
+@pytest.mark.parametrize("method", ["realnet", "neurofusion"])
+def test_every_preset_builds_and_a_yaml_file_sets_new_options(method, tmp_path):
+    from brainalign.training.config import PRESETS
+
+    for name in PRESETS[method]:
+        make_config(method, name)
+    if method == "realnet":
+        (tmp_path / "opts.yaml").write_text("freeze_bn_stats: true\nhead_pool: 2\n")
+        cfg = make_config("realnet", str(tmp_path / "opts.yaml"))
+        assert cfg.freeze_bn_stats is True and cfg.head_pool == 2 and cfg.epochs == 30  # applied over full
+        with pytest.raises(InputError):
+            make_config("realnet", "small", {"freeze_bn_stats": "yes"})

@@ -11,6 +11,13 @@ CORblock_S(i, o, T) = i·o (conv_input) + o² (skip) + 2o (norm_skip) + 4o² + 9
 + T·(2·4o + 2·4o + 2·o) (per-step BNs) = i·o + 153·o² + 2o + 18·T·o;
 V2 (64, 128, 2) = 2,519,808; V4 (128, 256, 4) = 10,078,720; IT (256, 512, 2) = 40,258,560;
 decoder 512·1000 + 1000 = 513,000; total **53,416,616**.
+
+CPU speed: at small inputs (e.g. 64 px: V4 runs at 4x4, IT at 2x2) the block convolutions are huge
+weight matrices applied to a handful of positions, where oneDNN's convolution (and PyTorch's
+per-sample fallback) reach ~5-10 % of the machine's matrix-multiply speed. On CPU, block convolutions
+whose output has at most :data:`CPU_GEMM_MAX_POSITIONS` positions per image are therefore computed as
+one matrix product over the whole batch (``unfold`` + GEMM; the same convolution, rounding differs at
+float32 precision). CUDA always uses cuDNN.
 """
 
 from __future__ import annotations
@@ -25,6 +32,64 @@ from torch import nn
 CORNET_S_CHECKPOINT = "cornet_s-1d3f7974.pth"
 CORNET_S_URL = "https://s3.amazonaws.com/cornet-models/cornet_s-1d3f7974.pth"
 CORNET_S_N_PARAMETERS = 53_416_616
+
+#: on CPU, block convolutions with at most this many output positions per image run as one GEMM over the
+#: batch (0 = always ``torch.nn.functional.conv2d``). 16 = 4x4: at 64 px that is V4 and IT; at 224 px none.
+CPU_GEMM_MAX_POSITIONS = 16
+
+
+def _conv_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """Bias-free 2-D convolution as one matrix product over batch and positions.
+
+    Parameters
+    ----------
+    x : Tensor (B, C, H, W)
+    weight : Tensor (O, C, k, k)
+
+    Returns
+    -------
+    Tensor (B, O, H_out, W_out), contiguous; equals ``F.conv2d(x, weight, stride=stride, padding=padding)``.
+    """
+    b, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    ho = (h + 2 * padding - kh) // stride + 1
+    wo = (w + 2 * padding - kw) // stride + 1
+    if kh == kw == 1 and padding == 0:
+        cols = x[:, :, ::stride, ::stride] if stride > 1 else x
+        cols = cols.transpose(0, 1).reshape(c, b * ho * wo)  # (C, B*L)
+    else:
+        cols = nn.functional.unfold(x, (kh, kw), padding=padding, stride=stride)  # (B, C*k*k, L)
+        cols = cols.transpose(0, 1).reshape(c * kh * kw, b * ho * wo)
+    out = weight.reshape(o, -1) @ cols  # (O, B*L)
+    return out.reshape(o, b, ho, wo).transpose(0, 1).contiguous()
+
+
+def conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """Bias-free convolution of a CORnet-S block: :func:`_conv_gemm` on CPU for small outputs, else ``F.conv2d``.
+
+    Parameters
+    ----------
+    x : Tensor (B, C, H, W)
+    weight : Tensor (O, C, k, k)
+    """
+    if x.device.type == "cpu" and CPU_GEMM_MAX_POSITIONS > 0 and x.dim() == 4:
+        k = weight.shape[-1]
+        ho = (x.shape[-2] + 2 * padding - k) // stride + 1
+        wo = (x.shape[-1] + 2 * padding - k) // stride + 1
+        if ho * wo <= CPU_GEMM_MAX_POSITIONS:
+            return _conv_gemm(x, weight, stride, padding)
+    return nn.functional.conv2d(x, weight, None, stride=stride, padding=padding)
+
+
+class BlockConv2d(nn.Conv2d):
+    """``nn.Conv2d`` without bias (same parameter, same state-dict key) computed by :func:`conv2d`;
+    ``forward(x, stride=None)`` can override the stride (the recurrent 3x3 conv: 2 at t=0, 1 after)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
+
+    def forward(self, x: torch.Tensor, stride: int | None = None) -> torch.Tensor:
+        return conv2d(x, self.weight, self.stride[0] if stride is None else stride, self.padding[0])
 
 
 class CORblockS(nn.Module):
@@ -42,15 +107,15 @@ class CORblockS(nn.Module):
         super().__init__()
         self.times = times
         wide = out_channels * self.scale
-        self.conv_input = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
-        self.skip = nn.Conv2d(out_channels, out_channels, kernel_size=1, stride=2, bias=False)
+        self.conv_input = BlockConv2d(in_channels, out_channels, kernel_size=1)
+        self.skip = BlockConv2d(out_channels, out_channels, kernel_size=1, stride=2)
         self.norm_skip = nn.BatchNorm2d(out_channels)
-        self.conv1 = nn.Conv2d(out_channels, wide, kernel_size=1, bias=False)
+        self.conv1 = BlockConv2d(out_channels, wide, kernel_size=1)
         self.nonlin1 = nn.ReLU(inplace=True)
         # stride is applied per step in forward (2 at t=0, 1 afterwards); weights shared across steps
-        self.conv2 = nn.Conv2d(wide, wide, kernel_size=3, stride=1, padding=1, bias=False)
+        self.conv2 = BlockConv2d(wide, wide, kernel_size=3, stride=1, padding=1)
         self.nonlin2 = nn.ReLU(inplace=True)
-        self.conv3 = nn.Conv2d(wide, out_channels, kernel_size=1, bias=False)
+        self.conv3 = BlockConv2d(wide, out_channels, kernel_size=1)
         self.nonlin3 = nn.ReLU(inplace=True)
         for t in range(times):
             setattr(self, f"norm1_{t}", nn.BatchNorm2d(wide))
@@ -67,7 +132,7 @@ class CORblockS(nn.Module):
                 skip = x
                 stride = 1
             x = self.nonlin1(getattr(self, f"norm1_{t}")(self.conv1(x)))
-            x = nn.functional.conv2d(x, self.conv2.weight, None, stride=stride, padding=1)
+            x = self.conv2(x, stride=stride)
             x = self.nonlin2(getattr(self, f"norm2_{t}")(x))
             x = getattr(self, f"norm3_{t}")(self.conv3(x))
             x = self.nonlin3(x + skip)

@@ -1,4 +1,5 @@
-"""Training configurations: the published-recipe ``full`` presets and CPU-sized ``tiny`` presets.
+"""Training configurations: the published-recipe ``full`` presets, CPU-sized ``tiny`` presets and the
+ReAlnet ``small`` preset (the smallest run that shows the alignment effect on the simulator).
 
 Every field is an option (CLI flag or YAML key) and is documented in ``docs/training.md``.
 """
@@ -52,6 +53,8 @@ class RealnetConfig(TrainConfig):
     max_train_images: int = 0         # 0 = all non-shared images
     max_test_images: int = 0          # 0 = all shared images
     teacher_eval: bool = True         # teacher BN in eval mode (fMRI notebook); False = train mode (EEG notebook)
+    freeze_bn_stats: bool = False     # student BN layers use and keep their running statistics (eval mode)
+    head_pool: int = 0                # head reads each layer flattened (0, ReAlnet) or average-pooled to k x k
 
 
 @dataclass
@@ -88,6 +91,11 @@ PRESETS = {
         "tiny": dict(epochs=3, batch_size=8, lr=1e-4, weights="random", image_size=64, hidden=32, beta=1.0,
                      n_components=16, roi="all", max_train_images=48, max_test_images=16, val_fraction=0.25,
                      seed=0),
+        # every training image, 4 epochs, BN statistics frozen: aligned > beta0, shuffled and the initial
+        # CORnet-S in held-out encoding and RSA on the demo simulator (docs/training.md), minutes on 2 CPU cores
+        "small": dict(epochs=4, batch_size=16, lr=1e-4, weights="random", image_size=64, hidden=32, beta=1.0,
+                      n_components=16, roi="all", max_train_images=0, max_test_images=0, val_fraction=0.2,
+                      seed=0, freeze_bn_stats=True),
     },
     "neurofusion": {
         "full": dict(epochs=100, batch_size=64, lr=1e-4, optimizer="adamw", weight_decay=0.05,
@@ -102,13 +110,14 @@ _CLASSES = {"realnet": RealnetConfig, "neurofusion": NeuroFusionConfig}
 
 
 def make_config(method: str, preset: str = "tiny", overrides: dict | None = None):
-    """Build a config from a preset name (``tiny``/``full``) or a YAML file, then apply overrides.
+    """Build a config from a preset name (see :data:`PRESETS`) or a YAML file, then apply overrides.
 
     Parameters
     ----------
     method : {"realnet", "neurofusion"}
     preset : str
-        ``tiny``, ``full`` or a path to a YAML mapping of field -> value (applied over ``full``).
+        ``tiny``, ``full`` (both methods), ``small`` (realnet) or a path to a YAML mapping of
+        field -> value (applied over ``full``).
     overrides : dict, optional
         Field -> value; ``None`` values are ignored (unset CLI flags).
 
@@ -178,6 +187,8 @@ def _check(cfg, source):
             bad("control", "must be none, beta0 or shuffled")
         if cfg.beta < 0:
             bad("beta", "must be >= 0")
+        if cfg.head_pool < 0:
+            bad("head_pool", "must be >= 0 (0 = flattened layers, k = average-pooled to k x k)")
 
 
 def config_to_dict(cfg) -> dict:

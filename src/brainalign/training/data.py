@@ -226,16 +226,41 @@ def load_images(image_set, ids, size: int, desc: str = "images") -> torch.Tensor
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """(uint8 image (3, S, S), target float32 (n_out,), index) triples held in memory."""
+    """(uint8 image (3, S, S), target float32 (n_out,), teacher label int64 ()) triples held in memory.
 
-    def __init__(self, images: torch.Tensor, targets: np.ndarray):
+    Parameters
+    ----------
+    images : uint8 Tensor (n, 3, S, S)
+    targets : float array (n, n_out)
+    labels : int array (n,), optional
+        The frozen teacher's pseudo-label of each image (computed once, see
+        :func:`brainalign.training.realnet_train.teacher_labels`); ``-1`` is yielded when absent, and
+        the teacher is then run on every batch.
+    """
+
+    def __init__(self, images: torch.Tensor, targets: np.ndarray, labels=None):
         if len(images) != len(targets):
             raise ValueError("images and targets differ in length")
         self.images = images
         self.targets = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+        self.set_labels(labels)
+
+    def set_labels(self, labels) -> None:
+        """Attach (or with ``None`` remove) the cached teacher pseudo-labels, int (n,)."""
+        if labels is None:
+            self.labels = torch.full((len(self.images),), -1, dtype=torch.int64)
+        else:
+            labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
+            if len(labels) != len(self.images):
+                raise ValueError("images and labels differ in length")
+            self.labels = labels
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(len(self.labels)) and bool((self.labels >= 0).all())
 
     def __len__(self):
         return len(self.images)
 
     def __getitem__(self, i):
-        return self.images[i], self.targets[i], i
+        return self.images[i], self.targets[i], self.labels[i]

@@ -13,6 +13,7 @@ A task provides:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -154,10 +155,17 @@ def to_device(batch, device):
 
 
 def make_optimizer(params, cfg):
+    """Adam / AdamW over the trainable parameters, with the fused kernel where PyTorch has one.
+
+    The fused kernel does the same update as the default per-tensor loop in one pass per tensor; on CPU
+    that loop spent about 1 s per step on CORnet-S's 53 M parameters (4x the fused kernel).
+    """
     params = [p for p in params if p.requires_grad]
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    extra = {"fused": True} if fused else {}
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
 
 
 def make_scheduler(optimizer, cfg):
@@ -177,12 +185,17 @@ def make_scheduler(optimizer, cfg):
 
 
 # --------------------------------------------------------------------------------------- outputs
-def write_metrics(rows: list[dict], out_dir: Path) -> None:
-    """``metrics.csv`` (one row per epoch) and ``training_curve.png``."""
+#: during training the curve is redrawn at most this often (seconds); always after the last epoch
+PLOT_INTERVAL_S = 60.0
+
+
+def write_metrics(rows: list[dict], out_dir: Path, plot: bool = True) -> None:
+    """``metrics.csv`` (one row per epoch) and, with ``plot``, ``training_curve.png``."""
     df = pd.DataFrame(rows)
     with atomic_output(out_dir / "metrics.csv") as tmp:
         df.to_csv(tmp, index=False)
-    plot_curves(df, out_dir / "training_curve.png")
+    if plot:
+        plot_curves(df, out_dir / "training_curve.png")
 
 
 def plot_curves(df: pd.DataFrame, path: Path) -> None:
@@ -255,7 +268,8 @@ def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None
 
     Writes ``checkpoints/last.pt`` (model, optimizer, scheduler, epoch, RNG states, metrics so far,
     best epoch) and ``checkpoints/best.pt`` (model state of the epoch with the lowest
-    ``cfg.select_metric``), ``metrics.csv`` and ``training_curve.png`` (main rank only).
+    ``cfg.select_metric``) and ``metrics.csv`` every epoch, ``training_curve.png`` after the last epoch
+    and at most every :data:`PLOT_INTERVAL_S` seconds before it (main rank only).
 
     Parameters
     ----------
@@ -289,12 +303,13 @@ def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None
     optimizer = make_optimizer(model.parameters(), cfg)
     scheduler = make_scheduler(optimizer, cfg)
     cfg_dict = config_to_dict(cfg)
+    defaults = config_to_dict(type(cfg)()) if dataclasses.is_dataclass(cfg) else {}
     ckpt_dir = out_dir / "checkpoints"
     last_path = ckpt_dir / "last.pt"
     rows, start, best_epoch, best_value, resumed_from = [], 0, 0, math.inf, 0
     if resume and last_path.exists():
         ckpt = torch.load(last_path, map_location="cpu", weights_only=False)
-        _check_resumable(ckpt, method, cfg_dict, meta, last_path)
+        _check_resumable(ckpt, method, cfg_dict, meta, last_path, defaults)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
@@ -306,6 +321,7 @@ def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None
         log.info("resumed from %s after epoch %d", last_path, start)
     elif resume:
         log.info("no checkpoint at %s; starting from scratch", last_path)
+    last_plot = time.perf_counter()
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
@@ -350,13 +366,16 @@ def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "rng": get_rng_state(), "metrics": rows, "best_epoch": best_epoch, "best_value": best_value,
             }, last_path)
-            write_metrics(rows, out_dir)
+            plot = epoch + 1 == cfg.epochs or time.perf_counter() - last_plot >= PLOT_INTERVAL_S
+            write_metrics(rows, out_dir, plot=plot)
+            if plot:
+                last_plot = time.perf_counter()
             log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 5) for k, v in row.items()}))
         if dist.enabled:
             tdist.barrier()
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
-    if dist.is_main and rows and not (out_dir / "metrics.csv").exists():
+    if dist.is_main and rows and not ((out_dir / "metrics.csv").exists() and (out_dir / "training_curve.png").exists()):
         write_metrics(rows, out_dir)
     return FitResult(best_epoch=best_epoch, best_value=best_value, epochs_run=len(rows), metrics=rows,
                      resumed_from=resumed_from)
@@ -365,10 +384,12 @@ def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None
 _RESUMABLE_CHANGES = {"epochs", "device", "num_workers"}
 
 
-def _check_resumable(ckpt, method, cfg_dict, meta, path):
+def _check_resumable(ckpt, method, cfg_dict, meta, path, defaults=None):
+    """Refuse a resume whose method, options (an option the checkpoint predates counts as its default) or
+    initial weights differ from the checkpointed run's."""
     if ckpt.get("method") != method:
         raise InputError(path, f"checkpoint is for {ckpt.get('method')!r}, not {method!r}")
-    old = ckpt.get("config", {})
+    old = {**(defaults or {}), **ckpt.get("config", {})}
     changed = sorted(k for k in set(old) | set(cfg_dict)
                      if k not in _RESUMABLE_CHANGES and old.get(k) != cfg_dict.get(k))
     if changed:

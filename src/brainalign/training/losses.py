@@ -44,8 +44,9 @@ def realnet_loss(logits, teacher_logits, pred, target, beta: float, mode: str = 
     ----------
     logits : Tensor (B, n_classes)
         Student class logits.
-    teacher_logits : Tensor (B, n_classes)
-        Frozen teacher logits (pseudo-labels = argmax).
+    teacher_logits : Tensor (B, n_classes) or int Tensor (B,)
+        Frozen teacher logits (pseudo-labels = argmax), or the pseudo-labels themselves (computed once per
+        image when the teacher is in eval mode, :func:`brainalign.training.realnet_train.teacher_labels`).
     pred, target : Tensor (B, n_out)
         Predicted and measured brain responses.
     beta : float
@@ -62,7 +63,8 @@ def realnet_loss(logits, teacher_logits, pred, target, beta: float, mode: str = 
     logits = logits.float()
     pred = pred.float()
     target = target.float()
-    labels = teacher_logits.detach().argmax(dim=1)
+    labels = (teacher_logits.detach().argmax(dim=1) if teacher_logits.is_floating_point()
+              else teacher_logits.long())
     ce = F.cross_entropy(logits, labels)
     if beta == 0:
         with torch.no_grad():

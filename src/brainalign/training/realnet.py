@@ -53,13 +53,17 @@ class ReAlnetFMRI(nn.Module):
         Input side length; used once to infer the flattened layer sizes.
     layers : sequence of str
     hidden : int
+    pool : int
+        0: the head reads each tapped output flattened (C*H*W, ReAlnet); k > 0: average-pooled to k x k
+        first (C*k*k; 1 = the per-channel means that a ``--reduce pool`` feature cache holds).
     """
 
     def __init__(self, backbone: nn.Module, n_out: int, image_size: int,
-                 layers=("V1", "V2", "V4", "IT"), hidden: int = 128):
+                 layers=("V1", "V2", "V4", "IT"), hidden: int = 128, pool: int = 0):
         super().__init__()
         self.backbone = backbone
         self.layers = tuple(layers)
+        self.pool = int(pool)
         self._feats: dict[str, torch.Tensor] = {}
         for name in self.layers:
             get_submodule(backbone, name).register_forward_hook(self._make_hook(name))
@@ -78,16 +82,20 @@ class ReAlnetFMRI(nn.Module):
         try:
             param = next(self.backbone.parameters())
             self.backbone(torch.zeros(1, 3, image_size, image_size, dtype=param.dtype, device=param.device))
-            dims = [self._feats[n][0].numel() for n in self.layers]
+            dims = [self._pooled(self._feats[n])[0].numel() for n in self.layers]
         finally:
             self._feats.clear()
             self.backbone.train(was_training)
         return dims
 
+    def _pooled(self, f):
+        return nn.functional.adaptive_avg_pool2d(f, self.pool) if self.pool and f.dim() == 4 else f
+
     def forward(self, x):
+        """x: float Tensor (B, 3, S, S) -> (class logits (B, n_classes), predicted brain (B, n_out))."""
         self._feats.clear()
         logits = self.backbone(x)
-        feats = [self._feats[n] for n in self.layers]
+        feats = [self._pooled(self._feats[n]) for n in self.layers]
         self._feats.clear()
         return logits, self.head(feats)
 

@@ -34,10 +34,13 @@ class RealnetTask:
         self.beta = effective_beta(cfg)
 
     def to(self, device):
-        self.teacher.to(device)
+        if not self.train_ds.has_labels:  # cached pseudo-labels: the teacher is not needed on the device
+            self.teacher.to(device)
 
     def on_train_epoch_start(self):
         self.teacher.train(not self.cfg.teacher_eval)
+        if self.cfg.freeze_bn_stats:
+            freeze_batchnorm_stats(self.model)
 
     def train_loader(self, epoch, rank, world_size):
         return engine.epoch_loader(self.train_ds, self.cfg.batch_size, epoch, self.cfg.seed, rank, world_size,
@@ -53,12 +56,58 @@ class RealnetTask:
         return int(batch[0].shape[0])
 
     def loss(self, model, batch):
-        images, targets, _ = batch
+        images, targets, labels = batch
         x = normalize_images(images)
         logits, pred = model(x)
-        with torch.no_grad():
-            teacher_logits = self.teacher(x)
-        return realnet_loss(logits, teacher_logits, pred, targets, self.beta, self.cfg.loss)
+        if bool((labels >= 0).all()):  # pseudo-labels cached once per image (teacher in eval mode)
+            teacher_out = labels
+        else:
+            with torch.no_grad():
+                teacher_out = self.teacher(x)
+        return realnet_loss(logits, teacher_out, pred, targets, self.beta, self.cfg.loss)
+
+
+def freeze_batchnorm_stats(model: torch.nn.Module) -> int:
+    """Put every BatchNorm layer of ``model`` in eval mode: normalise with, and no longer update, the running
+    statistics (the affine weights still train). Returns the number of layers changed."""
+    n = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+            n += 1
+    return n
+
+
+@torch.no_grad()
+def teacher_labels(teacher, images: torch.Tensor, batch_size: int, device, amp: bool = True) -> torch.Tensor:
+    """Pseudo-labels ``argmax teacher(x)`` of every image, computed once.
+
+    Valid only for a teacher in eval mode (frozen, no augmentation: its output for an image does not depend
+    on the step or on the other images in the batch), which makes this equal to running the teacher in
+    every training and validation step, at a fraction of the cost.
+
+    Parameters
+    ----------
+    teacher : nn.Module
+        Frozen backbone returning class logits (B, n_classes); put in eval mode here.
+    images : uint8 Tensor (n, 3, S, S)
+    batch_size : int
+    device : torch.device
+    amp : bool
+        bf16 autocast on CUDA, as in the training step.
+
+    Returns
+    -------
+    int64 Tensor (n,) on the CPU
+    """
+    teacher.eval()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = normalize_images(images[start:start + batch_size].to(device))
+        with autocast:
+            out.append(teacher(x).float().argmax(dim=1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
 
 
 def build_realnet(cfg: RealnetConfig, n_out: int, backbone_factory=None):
@@ -72,7 +121,8 @@ def build_realnet(cfg: RealnetConfig, n_out: int, backbone_factory=None):
     backbone = backbone_factory() if backbone_factory is not None else load_backbone(cfg.backbone, cfg.weights, cfg.seed)
     teacher = make_teacher(backbone, eval_mode=cfg.teacher_eval)
     torch.manual_seed(cfg.seed + 1)
-    model = ReAlnetFMRI(backbone, n_out=n_out, image_size=cfg.image_size, layers=cfg.layers, hidden=cfg.hidden)
+    model = ReAlnetFMRI(backbone, n_out=n_out, image_size=cfg.image_size, layers=cfg.layers, hidden=cfg.hidden,
+                        pool=cfg.head_pool)
     return model, teacher
 
 
@@ -92,13 +142,13 @@ def evaluate_pairs(model, teacher, dataset, cfg, device, beta=None):
     beta = effective_beta(cfg) if beta is None else beta
     preds, ys, sums, n = [], [], {}, 0
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda")
-    for images, targets, _ in torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size):
+    for images, targets, labels in torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size):
         images, targets = images.to(device), targets.to(device)
         x = normalize_images(images)
         with autocast:
             logits, pred = model(x)
-            t_logits = teacher(x)
-        total, parts = realnet_loss(logits, t_logits, pred, targets, beta, cfg.loss)
+            t_out = labels.to(device) if bool((labels >= 0).all()) else teacher(x)
+        total, parts = realnet_loss(logits, t_out, pred, targets, beta, cfg.loss)
         bs = len(images)
         for k, v in {"loss": total, **parts}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * bs
@@ -173,6 +223,12 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
                if len(targets.test_ids) else None)
 
     model, teacher = build_realnet(cfg, targets.n_out, backbone_factory)
+    if cfg.teacher_eval:  # the eval-mode teacher's pseudo-label of an image never changes: compute it once
+        teacher.to(device)
+        for ds in (train_ds, val_ds, test_ds):
+            if ds is not None:
+                ds.set_labels(teacher_labels(teacher, ds.images, cfg.batch_size, device, cfg.amp))
+        teacher.cpu()
     meta = {"init_sha": engine.state_fingerprint(model.state_dict()),
             "backbone_init_sha": engine.state_fingerprint(model.backbone.state_dict()),
             "subject": subject, "n_out": targets.n_out}
@@ -184,7 +240,8 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
     if result.best_epoch:
         model.load_state_dict(engine.load_best_state(out_dir))
     model.to(device)
-    teacher.to(device)
+    if not cfg.teacher_eval:
+        teacher.to(device)
     summary = {
         "method": "realnet", "subject": subject, "control": cfg.control, "beta": effective_beta(cfg),
         "best_epoch": result.best_epoch, "select_metric": cfg.select_metric, "best_value": result.best_value,
@@ -199,7 +256,8 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
                     image_size=cfg.image_size)
     export_backbone(out_dir / "model.pt", model.backbone, cfg.backbone, extra=provenance, image_size=cfg.image_size,
                     head=model.head, head_info={"kind": "realnet_fmri", "n_out": targets.n_out,
-                                                "layers": list(cfg.layers), "hidden": cfg.hidden})
+                                                "layers": list(cfg.layers), "hidden": cfg.hidden,
+                                                "pool": cfg.head_pool})
     with atomic_output(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
     return summary
