@@ -67,3 +67,25 @@ def test_missing_dataset_root(default_config, tmp_path):
     default_config["datasets"]["things_eeg2"]["root"] = str(tmp_path)
     with pytest.raises(InputError, match=r"datasets\.nsd\.root: dataset root .*nowhere.* does not exist"):
         validate_config(default_config, SCHEMA)
+
+
+@pytest.mark.parametrize("mutate, key, words", [
+    (lambda c: c["training"].update(subjects=[3]), "training.subjects", "[3] are not in datasets.nsd.subjects"),
+    (lambda c: c["training"]["neurofusion"].update(heldout_subject=1), "training.neurofusion.heldout_subject",
+     "also a training subject"),
+    (lambda c: c["training"]["neurofusion"].update(subjects=[1, 5]), "training.neurofusion.subjects",
+     "[5] are not in"),
+    (lambda c: c["training"]["neurofusion"].pop("heldout_subject"), "training.neurofusion.heldout_subject",
+     "required when neurofusion is enabled"),
+])
+def test_training_subjects_must_have_stores(default_config, mutate, key, words):
+    mutate(default_config)
+    with pytest.raises(InputError) as exc:
+        validate_config(default_config, SCHEMA, source="config.yaml")
+    assert f"config.yaml: {key}:" in str(exc.value) and words in str(exc.value)
+
+
+def test_disabled_neurofusion_needs_no_subjects(default_config):
+    default_config["training"]["neurofusion"] = {"enabled": False}
+    default_config["datasets"]["nsd"]["subjects"] = [1]
+    validate_config(default_config, SCHEMA)

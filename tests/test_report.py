@@ -1,9 +1,12 @@
 """Report findings: each check says 'yes' exactly when the tables show the paper's pattern."""
 
+import json
+
 import pandas as pd
 import pytest
 
-from brainalign.report import WHOLE_ROI, build_report, dimension_findings, layer_hierarchy, realnet_encoding
+from brainalign.report import WHOLE_ROI, build_report, dimension_findings, layer_hierarchy, neurofusion_findings, \
+    realnet_encoding
 
 LAYERS = ["conv1", "conv3", "fc7"]
 
@@ -71,3 +74,29 @@ def test_dimension_finding(diff, expected):
 def test_dimension_finding_not_run_without_table():
     (finding,) = dimension_findings(pd.DataFrame(), ["subj01"])
     assert finding.holds == "not run" and "not run" in finding.observed
+
+
+def _neurofusion_run(results, after, before):
+    run = results / "training" / "neurofusion"
+    run.mkdir(parents=True)
+    rois = {"prf-visualrois": 0.2, "floc-faces": 0.1}
+    score = lambda m: dict(subject="subj02", mean_pcc=m, roi_pcc={k: v * m for k, v in rois.items()}, n_voxels=50,
+                           n_test=100)
+    (run / "summary.json").write_text(json.dumps(dict(subjects=["subj01"], heldout=score(after),
+                                                      heldout_initial=score(before))))
+
+
+@pytest.mark.parametrize("after, before, expected", [(0.2, 0.1, "yes"), (0.1, 0.2, "no")])
+def test_neurofusion_heldout_finding_and_figure(tmp_path, after, before, expected):
+    _neurofusion_run(tmp_path, after, before)
+    (finding,) = neurofusion_findings(tmp_path)
+    assert finding.holds == expected
+    assert f"{after:.3f} after vs {before:.3f} initial" in finding.observed and "subj02" in finding.observed
+    table = build_report(tmp_path, tmp_path / "report")
+    assert expected in set(table.loc[table["finding"] == finding.finding, "holds"])
+    assert (tmp_path / "report" / "figures" / "neurofusion_heldout.png").stat().st_size > 1000
+
+
+def test_neurofusion_finding_not_run_without_training(tmp_path):
+    (finding,) = neurofusion_findings(tmp_path)
+    assert finding.holds == "not run"

@@ -78,7 +78,7 @@ def finished(tmp_path_factory):
     config["simulate"]["preset"] = "tiny"           # simulates NSD subjects 1 and 2
     config["datasets"] = {"nsd": dict(config["datasets"]["nsd"], subjects=[1])}
     config["features"]["models"] = {"alexnet": config["features"]["models"]["alexnet"]}
-    config["training"].update(preset="tiny", subjects=[1], controls=[])
+    config["training"].update(preset="tiny", subjects=[1], controls=[], neurofusion={"enabled": False})
     config["rsa"].update(bootstrap=20)
     work = copy_project(tmp_path_factory.mktemp("reruns"), config)
     snakemake(work)

@@ -65,8 +65,9 @@ def scaled_profile(dest: Path, gpus_for_train: int = 2, extra: dict | None = Non
         res["runtime"] = "5 * attempt"
         if "cpus_per_gpu" in res:
             res["cpus_per_gpu"] = 1
-    if "train" in prof["set-resources"]:
-        prof["set-resources"]["train"]["gpu"] = gpus_for_train
+    for rule in ("train", "train_neurofusion"):
+        if rule in prof["set-resources"]:
+            prof["set-resources"][rule]["gpu"] = gpus_for_train
     prof["set-threads"] = {rule: 1 for rule in prof.get("set-threads", {})}
     for key, value in (extra or {}).items():
         prof[key] = value

@@ -27,7 +27,7 @@ def results(tmp_path_factory):
     assert config["simulate"]["preset"] == "demo" and config["training"]["preset"] == "small"
     config["datasets"] = {"nsd": dict(config["datasets"]["nsd"], subjects=[1])}
     config["features"]["models"] = {"alexnet": config["features"]["models"]["alexnet"]}
-    config["training"].update(subjects=[1], controls=["beta0"])
+    config["training"].update(subjects=[1], controls=["beta0"], neurofusion={"enabled": False})
     config["rsa"].update(bootstrap=20)
     work = copy_project(tmp_path_factory.mktemp("alignment"), config)
     snakemake(work, timeout=3600)

@@ -75,6 +75,7 @@ def validate_config(config: dict, schema_path=DEFAULT_SCHEMA, source: str = "con
             where, msg = _key(err.path), err.message
         raise InputError(f"{source}: {where}", msg)
     _fill_defaults(config, schema, schema)
+    _check_training_subjects(config, source)
     if not config["simulate"]["enabled"]:
         for name, ds in config["datasets"].items():
             if not Path(ds["root"]).is_dir():
@@ -90,3 +91,27 @@ def validate_config(config: dict, schema_path=DEFAULT_SCHEMA, source: str = "con
                                      "required with real BOLD5000 data (a stimulus -> category table; a folder of "
                                      "images never shown in the scanner)")
     return config
+
+
+def _check_training_subjects(config: dict, source: str) -> None:
+    """Training reads NSD stores: its subjects must be ingested, and NeuroFusionNet's held-out one kept apart."""
+    nsd = set(config["datasets"]["nsd"]["subjects"])
+    train = config["training"]
+    checks = [("training.subjects", train.get("subjects", []))]
+    nf = train.get("neurofusion") or {}
+    if nf.get("enabled"):
+        for key in ("subjects", "heldout_subject"):
+            if key not in nf:
+                raise InputError(f"{source}: training.neurofusion.{key}", "required when neurofusion is enabled")
+        checks += [("training.neurofusion.subjects", nf["subjects"]),
+                   ("training.neurofusion.heldout_subject", [nf["heldout_subject"]])]
+        if nf["heldout_subject"] in nf["subjects"]:
+            raise InputError(f"{source}: training.neurofusion.heldout_subject",
+                             f"subject {nf['heldout_subject']} is also a training subject; a held-out subject must "
+                             "not be trained on")
+    for key, subjects in checks:
+        missing = sorted(set(subjects) - nsd)
+        if missing:
+            raise InputError(f"{source}: {key}",
+                             f"NSD subject(s) {missing} are not in datasets.nsd.subjects {sorted(nsd)}, so they "
+                             "have no voxel store")

@@ -53,6 +53,8 @@ def all_targets():
     if EEG:
         targets.append(f"{R}/rsa/eeg")
     targets += expand(f"{R}/training/realnet/subj{{s}}/{{v}}", s=TRAIN_SUBJECTS, v=TRAIN_VARIANTS)
+    if NEUROFUSION["enabled"]:
+        targets.append(trained_run("neurofusion-backbone"))
     return targets
 
 
@@ -127,10 +129,25 @@ TRAIN = config["training"]
 TRAIN_CONTROL = {"aligned": "none", "beta0": "beta0", "shuffled": "shuffled"}
 
 
+def train_launcher(gpus):
+    """Start of a training rule's shell command: torchrun over every GPU SLURM gave the job (``gpus`` outside
+    SLURM) when that is more than one, else plain ``brainalign``."""
+    return ('N=${SLURM_GPUS_ON_NODE:-%d}; if [ "$N" -gt 1 ]; then '
+            'L="torchrun --standalone --nproc_per_node=$N -m brainalign"; else L=brainalign; fi; $L' % gpus)
+
+
+NEUROFUSION = TRAIN.get("neurofusion") or {"enabled": False}
+NF_SUBJECTS = [f"{s:02d}" for s in NEUROFUSION.get("subjects", [])] if NEUROFUSION["enabled"] else []
+NF_HELDOUT = f"{NEUROFUSION['heldout_subject']:02d}" if NEUROFUSION["enabled"] else None
+
+
 def trained_run(name):
-    """'cornet_s-initial' or 'realnet-subj01-aligned' -> the output of the job that made that model."""
+    """'cornet_s-initial', 'realnet-subj01-aligned' or 'neurofusion-backbone' -> the output of the job that made
+    that model."""
     if name == "cornet_s-initial":
         return f"{R}/training/realnet/initial_backbone.pt"
+    if name == "neurofusion-backbone":
+        return f"{R}/training/neurofusion"
     _, subj, variant = name.split("-")
     return f"{R}/training/realnet/{subj}/{variant}"
 
@@ -142,5 +159,7 @@ def trained_checkpoint(name):
 
 
 def trained_models():
-    """Feature-cache names of the untrained baseline and of every trained model and control."""
-    return ["cornet_s-initial"] + [f"realnet-subj{s}-{v}" for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]
+    """Feature-cache names of the untrained baseline, every trained ReAlnet and control, and NeuroFusionNet's
+    image backbone."""
+    realnet = [f"realnet-subj{s}-{v}" for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]
+    return ["cornet_s-initial"] + realnet + (["neurofusion-backbone"] if NEUROFUSION["enabled"] else [])

@@ -1,4 +1,5 @@
-# Brain-aligned training: ReAlnet-fMRI (one model per subject) and its controls, all from one initial backbone.
+# Brain-aligned training: ReAlnet-fMRI (one model per subject) and its controls, all from one initial backbone;
+# NeuroFusionNet (one model over several subjects, scored on a held-out subject).
 
 rule initial_backbone:
     output:
@@ -30,7 +31,7 @@ rule train:
         preset=TRAIN["preset"],
         beta="" if TRAIN["beta"] is None else f"--beta {TRAIN['beta']}",
         control=lambda wc: TRAIN_CONTROL[wc.variant],
-        gpus=TRAIN["gpus"],
+        launch=train_launcher(TRAIN["gpus"]),
         code=code_fingerprint("training", "models", "stimuli.py", "store.py"),
     log:
         f"{R}/logs/training/realnet_subj{{subject}}_{{variant}}.log",
@@ -44,11 +45,37 @@ rule train:
     conda:
         "../../envs/torch.yaml"
     shell:
-        # torchrun with every GPU SLURM gave the job; plain CPU/1-GPU run otherwise.
-        "N=${{SLURM_GPUS_ON_NODE:-{params.gpus}}}; "
-        'if [ "$N" -gt 1 ]; then L="torchrun --standalone --nproc_per_node=$N -m brainalign"; else L=brainalign; fi; '
-        "$L train realnet --store {input.store} --stimuli {params.stimuli} --out {output} --config {params.preset} "
-        "{params.beta} --control {params.control} --weights {input.initial} > {log} 2>&1"
+        "{params.launch} train realnet --store {input.store} --stimuli {params.stimuli} --out {output} "
+        "--config {params.preset} {params.beta} --control {params.control} --weights {input.initial} > {log} 2>&1"
+
+
+rule train_neurofusion:
+    input:
+        root=dataset_root("nsd"),
+        stores=expand(f"{R}/stores/nsd/subj{{s}}.zarr", s=NF_SUBJECTS),
+        heldout=expand(f"{R}/stores/nsd/subj{{s}}.zarr", s=[NF_HELDOUT] if NF_HELDOUT else []),
+    output:
+        directory(f"{R}/training/neurofusion"),
+    params:
+        stimuli=f"nsd:{NSD['root']}",
+        preset=NEUROFUSION.get("preset", "small"),
+        stores=lambda wc, input: " ".join(f"--store {s}" for s in input.stores),
+        launch=train_launcher(TRAIN["gpus"]),
+        code=code_fingerprint("training", "models", "stimuli.py", "store.py"),
+    log:
+        f"{R}/logs/training/neurofusion.log",
+    benchmark:
+        f"{R}/benchmarks/training/neurofusion.tsv"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=720,
+        gpu=TRAIN["gpus"],
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "{params.launch} train neurofusion {params.stores} --heldout-store {input.heldout} "
+        "--stimuli {params.stimuli} --out {output} --config {params.preset} > {log} 2>&1"
 
 
 rule features_trained:
@@ -60,7 +87,7 @@ rule features_trained:
     output:
         directory(f"{R}/features/{{stimset}}/{{trained}}.zarr"),
     wildcard_constraints:
-        trained=r"cornet_s-initial|realnet-subj[0-9]+-(aligned|beta0|shuffled)",
+        trained=r"cornet_s-initial|realnet-subj[0-9]+-(aligned|beta0|shuffled)|neurofusion-backbone",
         stimset="nsd|things_eeg2",
     params:
         run=FEAT_RUN,

@@ -8,6 +8,7 @@ run) is reported as ``not run``, never silently dropped.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,6 +218,54 @@ def eeg_findings(results: Path) -> list[Finding]:
     return [Finding(name, paper, expected, observed, "yes" if holds else "no")]
 
 
+def neurofusion_findings(results: Path) -> list[Finding]:
+    """NeuroFusionNet's image network, frozen, predicts a held-out subject's voxels better after training than
+    with its initial weights (ridge read-out fitted on that subject's non-shared images, PCC on the shared ones)."""
+    name, paper = "NeuroFusionNet: held-out subject's voxels from the image network", "Lang, Fang & Su 2025"
+    expected = "mean PCC over the held-out subject's voxels (shared images) after training > with the initial weights"
+    path = results / "training" / "neurofusion" / "summary.json"
+    if not path.exists():
+        return [Finding(name, paper, expected, "NeuroFusionNet not trained", "not run")]
+    summary = json.loads(path.read_text())
+    after, before = summary.get("heldout"), summary.get("heldout_initial")
+    if not after or not before:
+        return [Finding(name, paper, expected, "no held-out subject was scored", "not run")]
+    rois = ", ".join(f"{roi} {after['roi_pcc'][roi]:.3f} ({before['roi_pcc'].get(roi, float('nan')):.3f})"
+                     for roi in after["roi_pcc"])
+    observed = (f"{after['subject']} (trained on {', '.join(summary.get('subjects', []))}): {after['mean_pcc']:.3f} "
+                f"after vs {before['mean_pcc']:.3f} initial over {after['n_voxels']} voxels, {after['n_test']} images; "
+                f"per ROI after (initial): {rois}")
+    return [Finding(name, paper, expected, observed, "yes" if after["mean_pcc"] > before["mean_pcc"] else "no")]
+
+
+def neurofusion_figure(results: Path, path: Path) -> bool:
+    """Bars per ROI: held-out subject's PCC with the initial and the trained image network."""
+    summary_path = results / "training" / "neurofusion" / "summary.json"
+    if not summary_path.exists():
+        return False
+    summary = json.loads(summary_path.read_text())
+    if not summary.get("heldout") or not summary.get("heldout_initial"):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame({"initial": summary["heldout_initial"]["roi_pcc"], "trained": summary["heldout"]["roi_pcc"]})
+    table.loc["all voxels"] = [summary["heldout_initial"]["mean_pcc"], summary["heldout"]["mean_pcc"]]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    table.plot.bar(ax=ax)
+    ax.set_ylabel("mean PCC (held-out subject, shared images)")
+    ax.set_title(f"NeuroFusionNet: {summary['heldout']['subject']} never trained on")
+    ax.tick_params(axis="x", labelrotation=30)
+    for label in ax.get_xticklabels():
+        label.set_ha("right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 #: figures gathered from the stages: (glob under results, name in the report)
 FIGURES = [
     ("encoding/nsd/*/*/nsd-shared/figures/score_vs_layer.png", "encoding_{2}_{3}"),
@@ -225,6 +274,7 @@ FIGURES = [
     ("rsa/eeg/rsa_eeg.png", "rsa_eeg"),
     ("synthetic/*/*/*/evaluation/figures/*.png", "synthetic_{2}_{3}_{6}"),
     ("training/realnet/*/*/training_curve.png", "training_{2}_{3}"),
+    ("training/neurofusion/training_curve.png", "training_neurofusion"),
 ]
 
 
@@ -295,7 +345,8 @@ def build_report(results, out) -> pd.DataFrame:
     dims = pd.read_parquet(dims_path) if dims_path.exists() else pd.DataFrame()
     trained = sorted({p.name for p in (results / "training" / "realnet").glob("subj*") if p.is_dir()})
     findings = [layer_hierarchy(enc), *realnet_encoding(enc, trained), *realnet_rsa(rsa, trained),
-                *dimension_findings(dims, trained), *synthetic_findings(results), *eeg_findings(results)]
+                *dimension_findings(dims, trained), *neurofusion_findings(results), *synthetic_findings(results),
+                *eeg_findings(results)]
     table = pd.DataFrame([f.__dict__ for f in findings])
     with atomic_output(out) as tmp:
         figures = tmp / "figures"
@@ -303,6 +354,8 @@ def build_report(results, out) -> pd.DataFrame:
         names = gather_figures(results, figures)
         if model_comparison_figure(enc, rsa, figures / "model_comparison.png"):
             names.insert(0, "model_comparison")
+        if neurofusion_figure(results, figures / "neurofusion_heldout.png"):
+            names.append("neurofusion_heldout")
         table.to_parquet(tmp / "findings.parquet", index=False)
         (tmp / "summary.md").write_text(_markdown(results, table, enc, names))
     return table

@@ -15,7 +15,7 @@ def _common(p):
     p.add_argument("--stimuli", required=True, help="image set spec: nsd:ROOT, bold5000:ROOT, things-eeg2:ROOT, folder:DIR")
     p.add_argument("--out", required=True, type=Path, help="output directory (one subdirectory per store if several)")
     p.add_argument("--config", default="tiny",
-                   help="preset tiny|small|full (small: realnet only), or a YAML file of options (applied over full)")
+                   help="preset tiny|small|full, or a YAML file of options (applied over full)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt (exact resume)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
