@@ -211,6 +211,7 @@ def test_project_dag_through_slurm_profile(cluster, tmp_path):
     # rule with other params; the demo runs them)
     config["datasets"]["things_eeg2"]["subjects"] = [1]
     config["training"].update(preset="tiny", controls=[])
+    config["training"]["neurofusion"]["preset"] = "tiny"
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     r = run_snakemake(work, ["--profile", str(profile), "--configfile", str(tmp_path / "tiny.yaml")], timeout=1200)
     log = r.stdout + r.stderr
