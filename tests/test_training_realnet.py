@@ -71,6 +71,17 @@ def tiny_cfg(**kw):
     return make_config("realnet", "tiny", base)
 
 
+def train_one_epoch(task, model, lr=1e-2):
+    """One epoch of plain Adam steps on ``task.loss`` (the loop of engine.fit without its bookkeeping)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    task.on_train_epoch_start()
+    for batch in task.train_loader(0, 0, 1):
+        loss, _ = task.loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
 def factory():
     return TinyCORnet(width=4, n_classes=10)
 
@@ -196,15 +207,7 @@ def test_teacher_stays_frozen():
     model, teacher = build_realnet(cfg, t.n_out, factory)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     student_before = model.backbone.V1.conv.weight.detach().clone()
-    task = RealnetTask(model, teacher, ds, None, cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    task.on_train_epoch_start()
-    for batch in task.train_loader(0, 0, 1):
-        loss, _ = task.loss(model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    train_one_epoch(RealnetTask(model, teacher, ds, None, cfg), model)
     assert not teacher.training
     assert all(not p.requires_grad for p in teacher.parameters())
     for k, v in teacher.state_dict().items():
@@ -335,15 +338,7 @@ def test_freeze_bn_stats_keeps_running_statistics(freeze):
     ds, model, teacher = _dataset_and_model(cfg)
     stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
     weight = model.backbone.V2.norm.weight.detach().clone()
-    task = RealnetTask(model, teacher, ds, None, cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    task.on_train_epoch_start()
-    for batch in task.train_loader(0, 0, 1):
-        loss, _ = task.loss(model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    train_one_epoch(RealnetTask(model, teacher, ds, None, cfg), model)
     now = model.state_dict()
     same = [torch.equal(now[k], v) for k, v in stats.items()]
     assert all(same) if freeze else not any(same)

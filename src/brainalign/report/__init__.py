@@ -218,18 +218,24 @@ def eeg_findings(results: Path) -> list[Finding]:
     return [Finding(name, paper, expected, observed, "yes" if holds else "no")]
 
 
+def _neurofusion_summary(results: Path) -> dict | None:
+    """NeuroFusionNet's ``summary.json`` when it scored a held-out subject before and after training, else None."""
+    path = results / "training" / "neurofusion" / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("heldout") and summary.get("heldout_initial") else None
+
+
 def neurofusion_findings(results: Path) -> list[Finding]:
     """NeuroFusionNet's image network, frozen, predicts a held-out subject's voxels better after training than
     with its initial weights (ridge read-out fitted on that subject's non-shared images, PCC on the shared ones)."""
     name, paper = "NeuroFusionNet: held-out subject's voxels from the image network", "Lang, Fang & Su 2025"
     expected = "mean PCC over the held-out subject's voxels (shared images) after training > with the initial weights"
-    path = results / "training" / "neurofusion" / "summary.json"
-    if not path.exists():
-        return [Finding(name, paper, expected, "NeuroFusionNet not trained", "not run")]
-    summary = json.loads(path.read_text())
-    after, before = summary.get("heldout"), summary.get("heldout_initial")
-    if not after or not before:
-        return [Finding(name, paper, expected, "no held-out subject was scored", "not run")]
+    summary = _neurofusion_summary(results)
+    if summary is None:
+        return [Finding(name, paper, expected, "NeuroFusionNet not trained, or no held-out subject scored", "not run")]
+    after, before = summary["heldout"], summary["heldout_initial"]
     rois = ", ".join(f"{roi} {after['roi_pcc'][roi]:.3f} ({before['roi_pcc'].get(roi, float('nan')):.3f})"
                      for roi in after["roi_pcc"])
     observed = (f"{after['subject']} (trained on {', '.join(summary.get('subjects', []))}): {after['mean_pcc']:.3f} "
@@ -240,11 +246,8 @@ def neurofusion_findings(results: Path) -> list[Finding]:
 
 def neurofusion_figure(results: Path, path: Path) -> bool:
     """Bars per ROI: held-out subject's PCC with the initial and the trained image network."""
-    summary_path = results / "training" / "neurofusion" / "summary.json"
-    if not summary_path.exists():
-        return False
-    summary = json.loads(summary_path.read_text())
-    if not summary.get("heldout") or not summary.get("heldout_initial"):
+    summary = _neurofusion_summary(results)
+    if summary is None:
         return False
     import matplotlib
 
@@ -257,12 +260,7 @@ def neurofusion_figure(results: Path, path: Path) -> bool:
     table.plot.bar(ax=ax)
     ax.set_ylabel("mean PCC (held-out subject, shared images)")
     ax.set_title(f"NeuroFusionNet: {summary['heldout']['subject']} never trained on")
-    ax.tick_params(axis="x", labelrotation=30)
-    for label in ax.get_xticklabels():
-        label.set_ha("right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save_bar_figure(fig, [ax], path)
     return True
 
 
@@ -312,6 +310,14 @@ def model_comparison_figure(enc: pd.DataFrame, rsa: pd.DataFrame, path: Path) ->
         axes[1].legend(title="subject relation", loc="upper right")
         axes[1].set_ylabel("RSA rho (best layer, mean over ROIs)")
         axes[1].set_title("RSA: model vs fMRI RDMs")
+    _save_bar_figure(fig, axes, path)
+    return True
+
+
+def _save_bar_figure(fig, axes, path: Path) -> None:
+    """Slanted category labels (model and ROI names are long), then save and close."""
+    import matplotlib.pyplot as plt
+
     for ax in axes:
         ax.tick_params(axis="x", labelrotation=30)
         for label in ax.get_xticklabels():
@@ -319,7 +325,6 @@ def model_comparison_figure(enc: pd.DataFrame, rsa: pd.DataFrame, path: Path) ->
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return True
 
 
 def build_report(results, out) -> pd.DataFrame:
