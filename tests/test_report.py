@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from brainalign.report import WHOLE_ROI, build_report, dimension_findings, layer_hierarchy, neurofusion_findings, \
-    realnet_encoding
+from brainalign.report import WHOLE_ROI, alignment_table, build_report, dimension_findings, layer_hierarchy, \
+    neurofusion_findings, realnet_encoding
 
 LAYERS = ["conv1", "conv3", "fc7"]
 
@@ -100,3 +100,23 @@ def test_neurofusion_heldout_finding_and_figure(tmp_path, after, before, expecte
 def test_neurofusion_finding_not_run_without_training(tmp_path):
     (finding,) = neurofusion_findings(tmp_path)
     assert finding.holds == "not run"
+
+
+def test_alignment_table_holds_rsa_and_encoding_scores():
+    enc = _encoding("conv1", "fc7").assign(mean_nc=0.6)
+    rsa = pd.DataFrame([dict(model="alexnet", layer="conv1", roi="floc-faces", subject=s, relation=rel,
+                             method="spearman", value=v, ci_low=v - 0.1, ci_high=v + 0.1, nc_low=0.3, nc_high=0.5)
+                        for s, rel, v in (("subj01", "within", 0.2), ("subj02", "across", 0.1))])
+    table = alignment_table(enc, rsa)
+    assert set(table["measure"]) == {"rsa_spearman", "encoding_r", "encoding_score"}
+    assert len(table) == len(rsa) + 2 * len(enc)
+    r = table[table["measure"] == "encoding_r"]
+    assert r["value"].tolist() == enc["mean_r"].tolist() and (r["nc_high"] == 0.6).all()
+    # each subject's encoding rows carry the relation the RSA stage gave that subject
+    assert dict(zip(r["subject"], r["relation"])) == {"subj01": "within", "subj02": "across"}
+    assert table.loc[table["measure"] == "rsa_spearman", "ci_low"].round(6).tolist() == [0.1, 0.0]
+
+
+def test_alignment_table_empty_without_results(tmp_path):
+    build_report(tmp_path, tmp_path / "report")
+    assert pd.read_parquet(tmp_path / "report" / "alignment.parquet").empty

@@ -264,6 +264,41 @@ def neurofusion_figure(results: Path, path: Path) -> bool:
     return True
 
 
+ALIGNMENT_COLUMNS = ["model", "layer", "roi", "subject", "relation", "measure", "value", "ci_low", "ci_high",
+                     "nc_low", "nc_high"]
+
+
+def alignment_table(enc: pd.DataFrame, rsa: pd.DataFrame) -> pd.DataFrame:
+    """RSA and encoding-based alignment of every model with every subject, in one tidy table.
+
+    Parameters
+    ----------
+    enc : DataFrame
+        :func:`encoding_table` (per subject, model, ROI and layer: ``mean_r``, ``mean_score``, ``mean_nc``).
+    rsa : DataFrame
+        ``rsa/fmri/rsa_fmri.parquet`` (model, layer, roi, subject, relation, method, value, CI, noise ceiling).
+
+    Returns
+    -------
+    DataFrame with :data:`ALIGNMENT_COLUMNS`. ``measure`` is ``rsa_<comparison>`` (RDM correlation with its
+    bootstrap CI and noise ceiling), ``encoding_r`` (mean held-out Pearson r over the ROI's voxels; ``nc_high`` =
+    mean noise ceiling, r²-scale) or ``encoding_score`` (mean noise-ceiling-normalised score). ``layer`` is a
+    model layer, or ``selected`` for the encoder's CV-chosen layer per voxel. ``relation`` (within/across the
+    subject the models were trained on) is the RSA stage's, by subject.
+    """
+    frames = []
+    if len(rsa):
+        frames.append(rsa.assign(measure="rsa_" + rsa["method"].astype(str)))
+    if len(enc):
+        relation = dict(zip(rsa["subject"], rsa["relation"])) if len(rsa) else {}
+        base = enc.assign(relation=enc["subject"].map(relation), ci_low=np.nan, ci_high=np.nan, nc_low=np.nan)
+        frames.append(base.assign(measure="encoding_r", value=enc["mean_r"], nc_high=enc["mean_nc"]))
+        frames.append(base.assign(measure="encoding_score", value=enc["mean_score"], nc_high=np.nan))
+    if not frames:
+        return pd.DataFrame(columns=ALIGNMENT_COLUMNS)
+    return pd.concat([f.reindex(columns=ALIGNMENT_COLUMNS) for f in frames], ignore_index=True)
+
+
 #: figures gathered from the stages: (glob under results, name in the report)
 FIGURES = [
     ("encoding/nsd/*/*/nsd-shared/figures/score_vs_layer.png", "encoding_{2}_{3}"),
@@ -362,6 +397,7 @@ def build_report(results, out) -> pd.DataFrame:
         if neurofusion_figure(results, figures / "neurofusion_heldout.png"):
             names.append("neurofusion_heldout")
         table.to_parquet(tmp / "findings.parquet", index=False)
+        alignment_table(enc, rsa).to_parquet(tmp / "alignment.parquet", index=False)
         (tmp / "summary.md").write_text(_markdown(results, table, enc, names))
     return table
 
