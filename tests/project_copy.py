@@ -21,7 +21,9 @@ LOCAL_PROFILE = ROOT / "workflow" / "profiles" / "local"
 
 
 def copy_project(work: Path, config: dict) -> Path:
-    """Snakefile, workflow/, envs/ and src/brainalign/ copied into ``work``, with ``config`` as config.yaml."""
+    """Snakefile, workflow/, envs/ and src/brainalign/ copied into ``work`` (created if missing), with ``config``
+    as config.yaml."""
+    work.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Snakefile", work)
     for d in ("workflow", "envs"):
         shutil.copytree(ROOT / d, work / d)

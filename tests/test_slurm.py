@@ -17,18 +17,15 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
+from project_copy import BIN, ROOT, SNAKEMAKE, copy_project, default_config
 
-ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 SETUP = ROOT / "tests" / "slurm" / "setup_cluster.sh"
-BIN = Path(sys.executable).parent
-SNAKEMAKE = BIN / "snakemake"
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
@@ -198,22 +195,16 @@ def test_project_dag_through_slurm_profile(cluster, tmp_path):
     """The project's DAG, tiny preset, through the (scaled) SLURM profile: finishes, GPU rules on `gpu`."""
     if not _project_dryrun_works():
         pytest.skip("the project DAG does not dry-run yet (`snakemake -n` fails in the repo)")
-    work = tmp_path / "repo"
-    work.mkdir()
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy2(ROOT / name, work / name)
-    for name in ("workflow", "envs"):
-        shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     profile = scaled_profile(tmp_path / "profile", gpus_for_train=1)
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = default_config()
     config["simulate"]["preset"] = "tiny"
     # CI-sized: one EEG subject and the trained model without its controls (the controls are the same
     # rule with other params; the demo runs them)
     config["datasets"]["things_eeg2"]["subjects"] = [1]
     config["training"].update(preset="tiny", controls=[])
     config["training"]["neurofusion"]["preset"] = "tiny"
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    r = run_snakemake(work, ["--profile", str(profile), "--configfile", str(tmp_path / "tiny.yaml")], timeout=1200)
+    work = copy_project(tmp_path / "repo", config)
+    r = run_snakemake(work, ["--profile", str(profile)], timeout=1200)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-8000:]
     jobs = by_rule(slurm_jobs(work), project_rules(work))

@@ -52,8 +52,8 @@ rule train:
 rule train_neurofusion:
     input:
         root=dataset_root("nsd"),
-        stores=expand(f"{R}/stores/nsd/subj{{s}}.zarr", s=NF_SUBJECTS),
-        heldout=expand(f"{R}/stores/nsd/subj{{s}}.zarr", s=[NF_HELDOUT] if NF_HELDOUT else []),
+        stores=[store_path("nsd", f"subj{s}") for s in NF_SUBJECTS],
+        heldout=[store_path("nsd", f"subj{NF_HELDOUT}")] if NF_HELDOUT else [],
     output:
         directory(f"{R}/training/neurofusion"),
     params:

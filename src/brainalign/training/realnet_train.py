@@ -59,23 +59,24 @@ class RealnetTask:
         images, targets, labels = batch
         x = normalize_images(images)
         logits, pred = model(x)
-        if bool((labels >= 0).all()):  # pseudo-labels cached once per image (teacher in eval mode)
-            teacher_out = labels
-        else:
-            with torch.no_grad():
-                teacher_out = self.teacher(x)
-        return realnet_loss(logits, teacher_out, pred, targets, self.beta, self.cfg.loss)
+        return realnet_loss(logits, teacher_output(self.teacher, x, labels), pred, targets, self.beta, self.cfg.loss)
 
 
-def freeze_batchnorm_stats(model: torch.nn.Module) -> int:
+def teacher_output(teacher, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """What :func:`realnet_loss` takes from the teacher for one batch: its cached pseudo-labels, int (B,), or,
+    when the batch has none (``-1``: a train-mode teacher), the teacher's logits for ``x``, (B, n_classes)."""
+    if bool((labels >= 0).all()):
+        return labels.to(x.device)
+    with torch.no_grad():
+        return teacher(x)
+
+
+def freeze_batchnorm_stats(model: torch.nn.Module) -> None:
     """Put every BatchNorm layer of ``model`` in eval mode: normalise with, and no longer update, the running
-    statistics (the affine weights still train). Returns the number of layers changed."""
-    n = 0
+    statistics (the affine weights still train)."""
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.eval()
-            n += 1
-    return n
 
 
 @torch.no_grad()
@@ -147,7 +148,7 @@ def evaluate_pairs(model, teacher, dataset, cfg, device, beta=None):
         x = normalize_images(images)
         with autocast:
             logits, pred = model(x)
-            t_out = labels.to(device) if bool((labels >= 0).all()) else teacher(x)
+            t_out = teacher_output(teacher, x, labels)
         total, parts = realnet_loss(logits, t_out, pred, targets, beta, cfg.loss)
         bs = len(images)
         for k, v in {"loss": total, **parts}.items():
