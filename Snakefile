@@ -41,6 +41,6 @@ localrules:
 
 rule all:
     input:
-        f"{R}/report/summary.md",
-        f"{R}/manifest.json",
+        L.report_summary(),
+        L.manifest(),
     default_target: True

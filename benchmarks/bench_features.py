@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -37,8 +38,8 @@ import h5py
 import numpy as np
 import torch
 
+from brainalign.devices import resolve_device
 from brainalign.features import extract_features
-from brainalign.features.extract import resolve_device
 from brainalign.models import load_model
 from brainalign.stimuli import nsd_images
 
@@ -48,16 +49,25 @@ CONFIGS = {
 }
 
 
-def write_brick(path: Path, n: int, seed: int = 0) -> None:
-    """Synthetic imgBrick: uint8 (n, 425, 425, 3), one HDF5 chunk per image, smooth random images."""
+def write_brick(path: Path, n: int, seed: int = 0, distinct: int | None = None) -> None:
+    """Synthetic imgBrick: uint8 (n, 425, 425, 3), one HDF5 chunk per image, blocky random images.
+
+    ``distinct``: draw only this many different images and repeat them (writing 20,000 images is then bound
+    by the disk, not by the random generator; the readers see as many bytes either way)."""
     rng = np.random.default_rng(seed)
+    block = 256
+    pool = None
+    if distinct:
+        pool = rng.integers(0, 256, (distinct, 85, 85, 3), dtype=np.uint8).repeat(5, axis=1).repeat(5, axis=2)
     with h5py.File(path, "w") as fh:
         ds = fh.create_dataset("imgBrick", shape=(n, 425, 425, 3), dtype=np.uint8, chunks=(1, 425, 425, 3))
-        block = 256
         for start in range(0, n, block):
             m = min(block, n - start)
-            small = rng.integers(0, 256, (m, 85, 85, 3), dtype=np.uint8)
-            ds[start:start + m] = small.repeat(5, axis=1).repeat(5, axis=2)
+            if pool is not None:
+                ds[start:start + m] = pool[np.arange(start, start + m) % len(pool)]
+            else:
+                small = rng.integers(0, 256, (m, 85, 85, 3), dtype=np.uint8)
+                ds[start:start + m] = small.repeat(5, axis=1).repeat(5, axis=2)
 
 
 def _sync(device):
@@ -146,6 +156,81 @@ def run_ceiling(model, batch_size, n, device, precision) -> float:
     return n_batches * batch_size / (time.perf_counter() - t0)
 
 
+def measure_model(arch, brick, n_model, *, n_baseline, batch_size, workers, device, tmp: Path, skip=(),
+                  pca_components=100, train_fraction=0.8, pca_fit_images=None, allowed=None, on_step=None) -> dict:
+    """The three routes for one model of :data:`CONFIGS` on the first ``n_model`` images of ``brick``.
+
+    Parameters
+    ----------
+    n_baseline : int
+        Images for the hook loop (it writes unreduced maps, ~2 MB per AlexNet image).
+    skip : iterable of ``brainalign``, ``hookloop``, ``ceiling``
+    pca_fit_images : int, optional
+        Passed to :func:`extract_features` (the workflow's ``features.pca_fit_images``).
+    allowed : callable(step) -> bool, optional
+        Asked before each route; ``False`` leaves it out (the GPU suite's time budget).
+    on_step : callable(row), optional
+        Called with the row after each route.
+
+    Returns
+    -------
+    dict
+        ``brainalign_img_s``, ``brainalign_wall_s``, ``cache_mb``, ``hookloop_img_s``,
+        ``hookloop_plus_sklearn_pca_img_s`` (PCA configurations), ``ceiling_img_s``, and the settings.
+    """
+    cfg = CONFIGS[arch]
+    cuda = device.type == "cuda"
+    model = load_model(arch, "random", seed=0)
+    # the hook loop gets the same weights untouched (the cache moves its model to channels_last on CUDA)
+    model_fp32 = copy.deepcopy(model) if "hookloop" not in skip else None
+    layer_paths = {name: model.brainalign.layers[name] for name in cfg["layers"]}
+    row = {"model": arch, "layers": cfg["layers"], "reduce": cfg["reduce"], "n_images": n_model,
+           "batch_size": batch_size, "workers": workers}
+
+    def wanted(step):
+        return step not in skip and (allowed is None or allowed(step))
+
+    if wanted("brainalign"):
+        images = nsd_images(brick).subset(range(n_model))
+        kwargs = {}
+        if cfg["reduce"] == "pca":
+            n_train = max(2, int(train_fraction * n_model))
+            kwargs = dict(pca_components=pca_components, pca_train_ids=list(range(n_train)),
+                          pca_fit_images=pca_fit_images)
+            row.update(pca_components=pca_components, n_train=n_train, pca_fit_images=pca_fit_images)
+        out = tmp / f"{arch}.zarr"
+        _sync(device)
+        t0 = time.perf_counter()
+        extract_features(images, model, out, layers=cfg["layers"], reduce=cfg["reduce"], batch_size=batch_size,
+                         workers=workers, device=device, show_progress=False, **kwargs)
+        _sync(device)
+        wall = time.perf_counter() - t0
+        row["brainalign_img_s"] = n_model / wall
+        row["brainalign_wall_s"] = wall
+        row["cache_mb"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
+        shutil.rmtree(out)
+        if on_step:
+            on_step(row)
+    if wanted("hookloop"):
+        pca_k = pca_components if cfg["reduce"] == "pca" else None
+        loop, with_pca = run_hook_loop(model_fp32, layer_paths, brick, n_baseline, batch_size, workers, device,
+                                       tmp / "hookloop", pca_k, max(2, int(train_fraction * n_baseline)))
+        row["hookloop_img_s"] = loop
+        if with_pca is not None:
+            row["hookloop_plus_sklearn_pca_img_s"] = with_pca
+        row["hookloop_n_images"] = n_baseline
+        if on_step:
+            on_step(row)
+    if wanted("ceiling"):
+        row["ceiling_img_s"] = run_ceiling(model, batch_size, min(n_model, 4096 if cuda else 64), device, "auto")
+        if on_step:
+            on_step(row)
+    del model, model_fp32
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -157,6 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int)
     parser.add_argument("--pca-components", type=int, default=100)
     parser.add_argument("--train-fraction", type=float, default=0.8)
+    parser.add_argument("--pca-fit-images", type=int,
+                        help="fit the PCA on at most this many training images (the workflow uses 10000)")
     parser.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--skip", nargs="*", default=[], choices=["brainalign", "hookloop", "ceiling"])
     parser.add_argument("--tmp", help="scratch folder (default: system temp)")
@@ -177,52 +264,17 @@ def main(argv=None) -> int:
         n_brick = max(n, args.n_images_cornet or 0)
         t0 = time.perf_counter()
         brick = tmp / "nsd_stimuli.hdf5"
-        write_brick(brick, n_brick)
+        write_brick(brick, n_brick, distinct=512 if n_brick > 2048 else None)
         print(f"wrote synthetic imgBrick ({n_brick} x 425 x 425 x 3) in {time.perf_counter() - t0:.1f} s; "
               f"device={results['device']} batch={batch_size} workers={workers}", flush=True)
         for arch in args.models:
-            cfg = CONFIGS[arch]
             n_model = (args.n_images_cornet or n) if arch == "cornet_s" else n
-            n_base = args.n_baseline or min(n_model, 2000)
-            model = load_model(arch, "random", seed=0)
-            layer_paths = {name: model.brainalign.layers[name] for name in cfg["layers"]}
-            row = {"model": arch, "layers": cfg["layers"], "reduce": cfg["reduce"], "n_images": n_model}
-            if "brainalign" not in args.skip:
-                images = nsd_images(brick).subset(range(n_model))
-                kwargs = {}
-                if cfg["reduce"] == "pca":
-                    n_train = max(2, int(args.train_fraction * n_model))
-                    kwargs = dict(pca_components=args.pca_components, pca_train_ids=list(range(n_train)))
-                    row.update(pca_components=args.pca_components, n_train=n_train)
-                out = tmp / f"{arch}.zarr"
-                _sync(device)
-                t0 = time.perf_counter()
-                extract_features(images, model, out, layers=cfg["layers"], reduce=cfg["reduce"],
-                                 batch_size=batch_size, workers=workers, device=device, **kwargs)
-                _sync(device)
-                wall = time.perf_counter() - t0
-                row["brainalign_img_s"] = n_model / wall
-                row["brainalign_wall_s"] = wall
-                row["cache_mb"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6
-                shutil.rmtree(out)
-            if "hookloop" not in args.skip:
-                model_fp32 = load_model(arch, "random", seed=0)
-                pca_k = args.pca_components if cfg["reduce"] == "pca" else None
-                loop, with_pca = run_hook_loop(model_fp32, layer_paths, brick, n_base, batch_size, workers, device,
-                                               tmp / "hookloop", pca_k, max(2, int(args.train_fraction * n_base)))
-                row["hookloop_img_s"] = loop
-                if with_pca is not None:
-                    row["hookloop_plus_sklearn_pca_img_s"] = with_pca
-                row["hookloop_n_images"] = n_base
-                del model_fp32
-            if "ceiling" not in args.skip:
-                row["ceiling_img_s"] = run_ceiling(model, batch_size, min(n_model, 4096 if cuda else 64),
-                                                   device, "auto")
+            row = measure_model(arch, brick, n_model, n_baseline=args.n_baseline or min(n_model, 2000),
+                                batch_size=batch_size, workers=workers, device=device, tmp=tmp, skip=args.skip,
+                                pca_components=args.pca_components, train_fraction=args.train_fraction,
+                                pca_fit_images=args.pca_fit_images)
             results["runs"].append(row)
             print(json.dumps(row), flush=True)
-            del model
-            if cuda:
-                torch.cuda.empty_cache()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

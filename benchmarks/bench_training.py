@@ -144,11 +144,17 @@ def bench_neurofusion(args, device, bs):
     return timed(step, device, args.steps)
 
 
-def largest_batch(fn, args, device, start=16, limit=4096):
-    """Double the batch until CUDA runs out of memory; return the largest that fitted and its timing."""
+def largest_batch(fn, args, device, start=16, limit=4096, deadline=None):
+    """Double the batch until CUDA runs out of memory (or ``limit``, or the ``time.monotonic()`` ``deadline``
+    would be passed by the next try, judged from the last one); return the largest batch that fitted and its
+    timing, ``(batch, s_per_step, peak_gib)``, or None."""
     best = None
     bs = start
+    last_try_s = 0.0
     while bs <= limit:
+        if deadline is not None and time.monotonic() + 2.5 * last_try_s > deadline:
+            break
+        t0 = time.monotonic()
         try:
             dt, peak = fn(args, device, bs)
             best = (bs, dt, peak)
@@ -156,8 +162,16 @@ def largest_batch(fn, args, device, start=16, limit=4096):
         except torch.OutOfMemoryError:
             break
         finally:
-            torch.cuda.empty_cache()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        last_try_s = time.monotonic() - t0
     return best
+
+
+def bench_args(tiny=False, size=None, voxels=None, steps=5, real_backbone=False):
+    """The options the ``bench_*`` step functions read, for callers other than :func:`main`."""
+    return argparse.Namespace(tiny=tiny, real_backbone=real_backbone, size=size or (64 if tiny else 224),
+                               voxels=voxels or (2000 if tiny else 15724), steps=steps)
 
 
 def _load():

@@ -1,7 +1,7 @@
 """Hand-built tiny copies of the real NSD / BOLD5000 / THINGS-EEG2 layouts (datasets.md facts only).
 
 These writers do not import brainalign: file names, dtypes, axis orders and index bases follow
-/work/shared/datasets.md (§1.3, §1.5, §1.9, §1.11 for NSD; §2 for BOLD5000; §3 for THINGS-EEG2).
+docs/datasets.md (§1.3, §1.5, §1.9, §1.11 for NSD; §2 for BOLD5000; §3 for THINGS-EEG2).
 Values are closed-form functions of (session, trial, voxel) so any mapping mistake shows.
 """
 

@@ -58,3 +58,19 @@ def snakemake(work: Path, *args: str, profile: bool = True, check: bool = True, 
     if check:
         assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     return r
+
+
+def indirect_modules(package: Path, command: str, importers: tuple[str, ...], other_commands: tuple[str, ...]) -> list[str]:
+    """Files (relative to ``package``) that ``brainalign <command>`` imports, but neither through a direct import of
+    one of the ``importers`` modules nor at all in any of ``other_commands``: modules a stage reaches only
+    through other modules, which a hand-written list of its code would be likely to miss."""
+    from brainalign.provenance.code import command_files, direct_imports, module_file
+
+    def rel(paths):
+        return {p.relative_to(package).as_posix() for p in paths}
+
+    reached = rel(command_files(command, package))
+    direct = rel(module_file(m, package) for importer in importers for m in direct_imports(importer, package))
+    others = set().union(*(rel(command_files(c, package)) for c in other_commands))
+    importers_files = rel(module_file(m, package) for m in importers)
+    return sorted(reached - direct - others - importers_files)

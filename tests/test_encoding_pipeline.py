@@ -122,7 +122,7 @@ def test_encoder_roundtrip_predicts_planted_responses(planted, encoded):
 
 def test_synthesize_store_roundtrip_and_evaluations(planted, encoded):
     syn_path = planted["root"] / "syn.zarr"
-    rc = cli_main(["synthesize", "--encoder", str(encoded), "--features", str(planted["features"]),
+    rc = cli_main(["synthesize", "generate", "--encoder", str(encoded), "--features", str(planted["features"]),
                    "--out", str(syn_path)])
     assert rc == 0
     syn = open_voxel_store(syn_path)
@@ -141,7 +141,7 @@ def test_synthesize_store_roundtrip_and_evaluations(planted, encoded):
     assert (n == 1).all()
 
     out = planted["root"] / "eval"
-    rc = cli_main(["synthesize", "--evaluate", "--encoder", str(encoded), "--store", str(planted["store"]),
+    rc = cli_main(["synthesize", "evaluate", "--encoder", str(encoded), "--store", str(planted["store"]),
                    "--synthetic", str(syn_path), "--categories", str(planted["cats"]), "--out", str(out),
                    "--n-per-class", "10", "40", "--repeats", "2", "--permutations", "200"])
     assert rc == 0
@@ -172,9 +172,10 @@ def test_unseen_categories_encode_synthesize_decode(planted, tmp_path):
     # decoder trained on synthetic responses to never-shown images of the unseen categories,
     # tested on real responses to the held-out (unseen-category) images
     syn = tmp_path / "syn.zarr"
-    assert cli_main(["synthesize", "--encoder", str(out), "--features", str(planted["features"]), "--out", str(syn)]) == 0
+    assert cli_main(["synthesize", "generate", "--encoder", str(out), "--features", str(planted["features"]),
+                     "--out", str(syn)]) == 0
     ev = tmp_path / "eval"
-    assert cli_main(["synthesize", "--evaluate", "--encoder", str(out), "--store", str(planted["store"]),
+    assert cli_main(["synthesize", "evaluate", "--encoder", str(out), "--store", str(planted["store"]),
                      "--synthetic", str(syn), "--categories", str(planted["cats"]), "--rois", "visual/FFA",
                      "--n-per-class", "40", "--repeats", "1", "--permutations", "200", "--no-figure",
                      "--out", str(ev)]) == 0
@@ -192,7 +193,7 @@ def test_bad_inputs_fail_before_output(planted, tmp_path):
     rc = cli_main(["encode", "--store", str(planted["store"]), "--features", str(planted["features"]),
                    "--split", "unseen-categories", "--out", str(bad)])
     assert rc == 2 and not bad.exists()
-    rc = cli_main(["synthesize", "--encoder", str(tmp_path), "--features", str(planted["features"]),
+    rc = cli_main(["synthesize", "generate", "--encoder", str(tmp_path), "--features", str(planted["features"]),
                    "--out", str(tmp_path / "s.zarr")])
     assert rc == 2 and not (tmp_path / "s.zarr").exists()
 
@@ -260,7 +261,8 @@ def test_banded_encode_recovers_planted_layers_and_synthesizes(planted, tmp_path
     r = [np.corrcoef(pred[unseen, v], planted["clean"][unseen, v])[0, 1] for v in range(80)]
     assert np.median(r) > 0.8
     syn = tmp_path / "syn.zarr"
-    assert cli_main(["synthesize", "--encoder", str(out), "--features", str(planted["features"]), "--out", str(syn)]) == 0
+    assert cli_main(["synthesize", "generate", "--encoder", str(out), "--features", str(planted["features"]),
+                     "--out", str(syn)]) == 0
     np.testing.assert_allclose(np.asarray(open_voxel_store(syn).betas[...]), pred, rtol=1e-5, atol=1e-5)
     # a banded model needs at least two layers
     bad = tmp_path / "bad"

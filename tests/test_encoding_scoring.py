@@ -50,6 +50,23 @@ def test_split_half_spearman_brown_on_planted_reliability():
     np.testing.assert_allclose(nc, expected, atol=0.03)
 
 
+def test_split_half_reliability_from_trials():
+    rng = np.random.default_rng(5)
+    n_img = 50
+    x = rng.normal(size=(n_img, 3))
+    y = x + rng.normal(size=(n_img, 3))
+    betas = np.concatenate([x, y])  # rep 0 of every image, then rep 1
+    stim = np.concatenate([np.arange(n_img), np.arange(n_img)])
+    r = np.array([np.corrcoef(x[:, v], y[:, v])[0, 1] for v in range(3)])
+    np.testing.assert_allclose(scoring.split_half_reliability(betas, stim, correct=False), r, rtol=1e-10)
+    np.testing.assert_allclose(scoring.split_half_reliability(betas, stim), 2 * r / (1 + r), rtol=1e-10)
+    np.testing.assert_allclose(scoring.spearman_brown(0.5, 3), 1.5 / 2.0)
+    # identical repetitions -> reliability 1 for any random split
+    same = np.concatenate([x, x, x, x])
+    stim4 = np.tile(np.arange(n_img), 4)
+    np.testing.assert_allclose(scoring.split_half_reliability(same, stim4, n_splits=5), 1.0)
+
+
 def test_normalized_score_caps_and_clips():
     s = scoring.normalized_score([0.5, -0.3, 0.9, 0.2, np.nan], [0.5, 0.5, 0.5, 0.0, 0.5])
     np.testing.assert_allclose(s[:4], [0.5, 0.0, 1.0, 1.0])
@@ -112,3 +129,14 @@ def test_id_split_and_restrict():
     assert list(sp.train) == ["a", "b"] and sp.info["n_train_dropped"] == 1
     with pytest.raises(InputError):
         restrict(sp, ["a", "b"])
+
+
+def test_id_split_reads_id_files_with_comments(tmp_path):
+    from brainalign.encoding.pipeline import build_split
+
+    (tmp_path / "train.txt").write_text("# training images\na.png\n\n  b.png  # the second one\n")
+    (tmp_path / "test.txt").write_text("c.png\n#d.png\n")
+    sp = build_split("ids", pd.DataFrame(), train_ids=tmp_path / "train.txt", test_ids=tmp_path / "test.txt")
+    assert list(sp.train) == ["a.png", "b.png"] and list(sp.test) == ["c.png"]
+    with pytest.raises(InputError):
+        build_split("ids", pd.DataFrame(), train_ids=tmp_path / "missing.txt", test_ids=tmp_path / "test.txt")

@@ -59,9 +59,10 @@ def sim(simulated_root, tmp_path_factory):
     assert cli_main(["encode", "--store", str(store), "--features", str(out / "feat.zarr"), "--split", "nsd-shared",
                      "--alphas", "logspace:-1:5:13", "--out", str(enc)]) == 0
     syn = out / "syn.zarr"
-    assert cli_main(["synthesize", "--encoder", str(enc), "--features", str(out / "feat.zarr"), "--out", str(syn)]) == 0
+    assert cli_main(["synthesize", "generate", "--encoder", str(enc), "--features", str(out / "feat.zarr"),
+                     "--out", str(syn)]) == 0
     ev = out / "eval"
-    assert cli_main(["synthesize", "--evaluate", "--encoder", str(enc), "--store", str(store), "--synthetic", str(syn),
+    assert cli_main(["synthesize", "evaluate", "--encoder", str(enc), "--store", str(store), "--synthetic", str(syn),
                      "--categories", str(out / "cats.csv"), "--rois", "prf-visualrois/V1v", "floc-faces/FFA-1",
                      "--n-per-class", "4", "--repeats", "3", "--permutations", "200", "--out", str(ev)]) == 0
     return {"root": simulated_root, "store": store, "enc": enc, "eval": ev}
@@ -129,9 +130,9 @@ def test_unseen_category_decoding_beats_chance_with_image_features(sim, tmp_path
                      "--split", "unseen-categories", "--categories", str(cats), "--test-categories", "faces", "places",
                      "--alphas", "logspace:-1:5:13", "--no-figure", "--out", str(enc)]) == 0
     syn = tmp_path / "syn.zarr"
-    assert cli_main(["synthesize", "--encoder", str(enc), "--features", str(feats), "--out", str(syn)]) == 0
+    assert cli_main(["synthesize", "generate", "--encoder", str(enc), "--features", str(feats), "--out", str(syn)]) == 0
     ev = tmp_path / "eval"
-    assert cli_main(["synthesize", "--evaluate", "--encoder", str(enc), "--store", str(sim["store"]), "--synthetic",
+    assert cli_main(["synthesize", "evaluate", "--encoder", str(enc), "--store", str(sim["store"]), "--synthetic",
                      str(syn), "--categories", str(cats), "--rois", "prf-visualrois/V1v", "prf-visualrois/V1d",
                      "--n-per-class", "4", "--repeats", "3", "--permutations", "200", "--no-figure",
                      "--out", str(ev)]) == 0

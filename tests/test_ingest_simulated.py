@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from brainalign.ingest import ingest_bold5000, ingest_nsd, ingest_things_eeg2
-from brainalign.noise_ceiling import ncsnr_from_betas
+from brainalign.ncsnr import ncsnr_from_betas
 from brainalign.store import open_eeg_store, open_voxel_store
 
 pytestmark = pytest.mark.xdist_group("simulated_root")

@@ -2,13 +2,15 @@
 
 A small real Snakemake run (rules named like the project's: ingest -> encode -> report, with a store whose
 attrs carry `provenance.source_files` as the ingestion stage writes them) makes a results folder; the
-manifest is written the way the pipeline's `manifest` rule does it. Expectations are written by hand from
-the files the test itself created (sha256 via hashlib, not via the code under test).
+manifest is written the way the pipeline's `manifest` rule does it (`brainalign manifest RESULTS --config-json`).
+Expectations are written by hand from the files the test itself created (sha256 via hashlib, not via the code
+under test). Code fingerprints: the import graph they are derived from, on a hand-written package.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,10 +20,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from project_copy import indirect_modules
 
 from brainalign.cli import main
 from brainalign.provenance import code_fingerprint
-from brainalign.provenance.manifest import MANIFEST_NAME, read_manifest, verify, write_manifest
+from brainalign.provenance.code import PACKAGE_ROOT, command_files, module_closure
+from brainalign.provenance.manifest import MANIFEST_NAME, read_manifest, verify
 
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
@@ -83,7 +87,7 @@ def run_dir(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(work)  # the manifest rule runs in the Snakemake working directory
     try:
-        write_manifest("results", CONFIG)
+        assert main(["manifest", "results", "--config-json", json.dumps(CONFIG)]) == 0
     finally:
         os.chdir(cwd)
     return work
@@ -93,7 +97,7 @@ def test_manifest_contents(run_dir):
     m = read_manifest(run_dir / "results")
     assert m["seed"] == 7 and m["config"] == CONFIG
     assert m["packages"]["snakemake"] and m["packages"]["python"]
-    assert m["code_fingerprints"]["training"] == code_fingerprint("training")
+    assert m["code_fingerprints"]["train"] == code_fingerprint("train")
     res = run_dir / "results"
     expected = {p.relative_to(res).as_posix() for p in res.rglob("*") if p.is_file() and p.name != MANIFEST_NAME}
     assert set(m["outputs"]) == expected
@@ -170,3 +174,73 @@ def test_resumable_training_state_is_not_a_result(tmp_path):
     (run / "checkpoints" / "last.pt").write_bytes(b"optimizer state")
     (run / "backbone.pt").write_bytes(b"weights")
     assert [p.as_posix() for p in list_files(tmp_path)] == ["training/realnet/subj01/aligned/backbone.pt"]
+
+
+def test_manifest_without_config_refreshes_only_checksums(run_dir, tmp_path, capsys):
+    folder = tmp_path / "results"
+    shutil.copytree(run_dir / "results", folder)
+    before = read_manifest(folder)
+    (folder / "report" / "summary.md").write_text("edited\n")
+    assert main(["manifest", str(folder)]) == 0
+    after = read_manifest(folder)
+    assert after["config"] == CONFIG and after["steps"] == before["steps"] and after["created"] == before["created"]
+    assert after["outputs"]["report/summary.md"]["sha256"] == hashlib.sha256(b"edited\n").hexdigest()
+    assert main(["manifest", str(folder), "--config-json", "[1, 2]"]) == 2
+    assert "--config-json" in capsys.readouterr().err
+
+
+# --- code fingerprints: the package's own import graph ---
+
+PACKAGE = {
+    "__init__.py": "",
+    "errors.py": "",
+    "stage_a/__init__.py": "",
+    "stage_a/cli.py": "from ..errors import Bad\n\ndef run(args):\n    from .pipeline import go\n    return go()\n",
+    "stage_a/pipeline.py": "from ..helpers import helper\n",
+    "helpers/__init__.py": "from .deep import helper\n",  # a re-export
+    "helpers/deep.py": "def helper():\n    import pkg.util.leaf as leaf\n    return leaf\n",
+    "util/__init__.py": "",
+    "util/leaf.py": "import numpy\n",
+    "util/unused.py": "",
+    "stage_b/__init__.py": "",
+    "stage_b/cli.py": "from pkg import util\nfrom .. import errors\n",
+}
+
+
+def _package(root):
+    for rel, text in PACKAGE.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def test_import_graph_follows_lazy_relative_and_reexported_imports(tmp_path):
+    root = _package(tmp_path / "pkg")
+    # pipeline (lazy, inside run) -> helpers (re-export in __init__) -> deep -> util.leaf (absolute, inside a
+    # function); parent packages are imported with their children; numpy is not the package's
+    assert module_closure("pkg.stage_a.cli", root) == sorted([
+        "pkg", "pkg.errors", "pkg.stage_a", "pkg.stage_a.cli", "pkg.stage_a.pipeline", "pkg.helpers",
+        "pkg.helpers.deep", "pkg.util", "pkg.util.leaf"])
+    # `from pkg import util` imports the package util (not its modules); `from .. import errors` the module
+    assert module_closure("pkg.stage_b.cli", root) == ["pkg", "pkg.errors", "pkg.stage_b", "pkg.stage_b.cli",
+                                                       "pkg.util"]
+
+
+def test_fingerprint_follows_a_module_imported_only_indirectly(tmp_path):
+    """In a copy of the package: editing a module that `brainalign encode` reaches only through other modules
+    changes encode's fingerprint, and not that of the stages before it."""
+    root = tmp_path / "brainalign"
+    shutil.copytree(PACKAGE_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    encode = {p.relative_to(root).as_posix() for p in command_files("encode", root)}
+    # encoding/pipeline.py opens feature caches through the features package (the hand-written lists missed it)
+    assert {"encoding/cli.py", "encoding/pipeline.py", "features/cache.py", "store.py"} <= encode
+    assert not any(p.startswith(("rsa/", "training/", "report/", "simulate/")) for p in encode)
+    upstream = ("simulate", "ingest", "stimulus-lists", "features", "train")
+    indirect = indirect_modules(root, "encode", ("brainalign.encoding.cli", "brainalign.encoding.pipeline"), upstream)
+    assert indirect, "no module reaches encode only indirectly; pick another stage for this test"
+    before = {c: code_fingerprint(c, root) for c in ("encode", *upstream)}
+    with open(root / indirect[0], "a") as fh:
+        fh.write("\n# an edit\n")
+    after = {c: code_fingerprint(c, root) for c in before}
+    assert after["encode"] != before["encode"]
+    assert all(after[c] == before[c] for c in upstream)

@@ -4,7 +4,8 @@ reuses a killed job's output.
 One real run of the project's Snakefile (simulator ``tiny`` preset, NSD subject 1, AlexNet, ReAlnet without
 controls; 15 jobs) in a temporary copy of the repository, with the local profile's rerun triggers. Each
 check is a real dry run after a change. The package source is a copy too (first on PYTHONPATH), so "editing
-a stage's code" edits only that copy, and Snakemake sees it through the rules' ``code_fingerprint`` params.
+a stage's code" edits only that copy, and Snakemake sees it through the rules' ``code_fingerprint`` params
+(derived from the package's import graph, so a module a stage imports only indirectly counts too).
 
 The tests share that run and run in file order on one worker (``xdist_group``); each one undoes its change or
 leaves the run finished.
@@ -22,8 +23,8 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from project_copy import LOCAL_PROFILE, SNAKEMAKE, copy_project, default_config, env, read_config, snakemake, \
-    write_config
+from project_copy import LOCAL_PROFILE, SNAKEMAKE, copy_project, default_config, env, indirect_modules, read_config, \
+    snakemake, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reruns")]
 
@@ -31,7 +32,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reruns")]
 UPSTREAM = {"simulate", "stimulus_lists", "features", "initial_backbone", "features_trained", "train"}
 ENCODE_SUBJ01 = {f"results/encoding/nsd/subj01/{m}/nsd-shared"
                  for m in ("alexnet", "cornet_s-initial", "realnet-subj01-aligned")}
-REPORT = {"results/report/summary.md", "results/report/figures", "results/report/findings.parquet"}
+REPORT = {"results/report/summary.md", "results/report/figures", "results/report/findings.parquet",
+          "results/report/alignment.parquet"}
+#: the brainalign commands of this run's rules other than encode's
+OTHER_COMMANDS = ("simulate", "ingest", "stimulus-lists", "categories", "features", "train", "rsa", "report",
+                  "manifest")
 
 
 def pending(work: Path) -> dict[str, tuple[str, str]]:
@@ -113,6 +118,25 @@ def test_editing_a_stage_reruns_that_stage_and_what_follows(finished, stage_file
         assert set(rules_of(jobs)) == rules
         direct = {o for o, (rule, reason) in jobs.items() if "Params have changed" in reason}
         assert direct and {jobs[o][0] for o in direct} <= rules - {"report", "manifest"}
+    finally:
+        src.write_text(original)
+    assert pending(finished) == {}
+
+
+def test_editing_a_module_a_stage_imports_only_indirectly_reruns_that_stage(finished):
+    """A module that `brainalign encode` reaches only through other package modules (no rule names it), and that
+    no other rule's command imports: editing it reruns the encoding jobs and what follows, nothing upstream."""
+    package = finished / "src" / "brainalign"
+    indirect = indirect_modules(package, "encode", ("brainalign.encoding.cli", "brainalign.encoding.pipeline"),
+                                OTHER_COMMANDS)
+    assert indirect, "no module reaches encode only indirectly; pick another stage for this test"
+    src = package / indirect[0]
+    original = src.read_text()
+    src.write_text(original + "\n# an edit to a helper of the encoding stage\n")
+    try:
+        jobs = pending(finished)
+        assert rules_of(jobs) == {"encode": ENCODE_SUBJ01, "report": REPORT, "manifest": {"results/manifest.json"}}
+        assert all("Params have changed" in jobs[o][1] for o in ENCODE_SUBJ01)
     finally:
         src.write_text(original)
     assert pending(finished) == {}

@@ -351,3 +351,80 @@ def test_eeg_crossnobis_matches_rsatoolbox(tmp_path):
                     warnings.simplefilter("ignore", RuntimeWarning)
                     ref = calc_rdm(ds, method="crossnobis", descriptor="stim", cv_descriptor="rep").get_vectors()[0]
                 np.testing.assert_allclose(z["eeg"][k, t], ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+# ---------------------------------------------------------------- the pipeline functions, called without argparse
+def test_run_fmri_rsa_euclidean_corr_matches_rsatoolbox(fmri_setup, tmp_path):
+    from brainalign.rsa.pipeline import run_fmri_rsa
+
+    root, stores, cache, feats = fmri_setup
+    out = tmp_path / "out"
+    result = run_fmri_rsa([cache], [s[0] for s in stores[:2]], ["atlas/LO"], out, layers=["conv"],
+                          rdm_method="euclidean", method="corr", n_boot=0, device="cpu")
+    assert result["dimensions"] is None
+    pd.testing.assert_frame_equal(result["rsa"], pd.read_parquet(out / "rsa_fmri.parquet"))
+    per = result["rsa"][result["rsa"].subject != "mean"]
+    assert per.ci_low.isna().all() and set(per.relation) == {"across"}
+    model = calc_rdm(Dataset(feats["conv"].astype(np.float32).astype(float)), method="euclidean")
+    brain = []
+    for path, stim, order, betas, labels in stores[:2]:
+        ds = Dataset(betas[:, labels == 2].astype(np.float32).astype(float), obs_descriptors={"stim": order})
+        brain.append(calc_rdm(ds.subset_obs("stim", stim), method="euclidean", descriptor="stim"))
+        row = per[per.subject == f"subj0{int(path.stem[-1])}"]
+        assert row.value.item() == pytest.approx(compare(model, brain[-1], "corr").item(), abs=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        low, high = boot_noise_ceiling(RDMs(np.concatenate([b.get_vectors() for b in brain])), method="corr")
+    assert per.nc_low.iloc[0] == pytest.approx(low, abs=1e-5) and per.nc_high.iloc[0] == pytest.approx(high, abs=1e-5)
+
+
+def test_run_fmri_rsa_checks_options_before_writing(fmri_setup, tmp_path):
+    import torch
+
+    from brainalign.errors import InputError
+    from brainalign.rsa.pipeline import run_fmri_rsa
+
+    _, stores, cache, _ = fmri_setup
+    out = tmp_path / "out"
+    paths = [s[0] for s in stores]
+    for kwargs, option in (({"method": "pearson"}, "--method"), ({"rdm_method": "mahalanobis"}, "--rdm-method"),
+                           ({"model_rdm_method": "crossnobis"}, "--model-rdm-method"), ({"ci": 1.5}, "--ci"),
+                           ({"rois": []}, "--rois")):
+        args = {"rois": ["atlas/V1"], **kwargs}
+        with pytest.raises(InputError, match=option):
+            run_fmri_rsa([cache], paths, out=out, n_boot=0, **args)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="--device"):
+            run_fmri_rsa([cache], paths, ["atlas/V1"], out, n_boot=0, device="cuda")
+    assert not out.exists()
+
+
+def test_run_eeg_rsa_one_subject(tmp_path):
+    """One subject: curves and RDMs, but no noise ceiling and an empty (typed) cluster table."""
+    from brainalign.rsa.pipeline import CLUSTER_COLUMNS, run_eeg_rsa
+
+    rng = np.random.default_rng(11)
+    n_stim, n_reps, n_chan, n_t = 8, 2, 4, 6
+    stim = np.arange(n_stim)
+    order = np.tile(stim, n_reps)
+    eeg = rng.standard_normal((len(order), n_chan, n_t))
+    write_eeg_store(tmp_path / "sub-01.zarr", eeg, _trials(order), [f"ch{c}" for c in range(n_chan)],
+                    np.linspace(0, 0.5, n_t), attrs={"subject": "sub-01"})
+    feats = rng.standard_normal((n_stim, 10))
+    cache = _feature_cache(tmp_path / "net.zarr", stim, {"IT": feats})
+    out = tmp_path / "out"
+    result = run_eeg_rsa([cache], [tmp_path / "sub-01.zarr"], out, n_boot=0, time_range=(0.1, 0.5), window=2,
+                         device="cpu")
+    assert list(result["clusters"].columns) == CLUSTER_COLUMNS and result["clusters"].empty
+    df = result["rsa"]
+    per = df[df.subject != "mean"]
+    assert per.nc_low.isna().all() and len(per) == 4  # times 0.1..0.5: 5 samples, windows of 2 -> 4
+    model = calc_rdm(Dataset(feats.astype(np.float32).astype(float)), method="correlation")
+    means = eeg.reshape(n_reps, n_stim, n_chan, n_t).mean(axis=0)  # condition-major repetition average
+    keep = np.flatnonzero(np.linspace(0, 0.5, n_t) >= 0.1 - 1e-9)
+    for w, row in enumerate(per.sort_values("time").itertuples()):
+        pattern = means[..., keep[w:w + 2]].mean(axis=-1)
+        ref = calc_rdm(Dataset(pattern.astype(np.float32).astype(float)), method="correlation")
+        assert row.value == pytest.approx(compare(model, ref, "spearman").item(), abs=1e-5)
+        assert row.time == pytest.approx(np.linspace(0, 0.5, n_t)[keep[w:w + 2]].mean())
+    assert (out / "rsa_eeg_clusters.parquet").exists() and (out / "rdms_eeg.npz").exists()

@@ -306,3 +306,25 @@ def test_dimension_rsa_matches_scipy():
     diff, (low, high) = rsa.dimension_difference(layers[1:], layers[:1], scores, n_boot=50)
     np.testing.assert_allclose(diff, sim[1:] - sim[:1], atol=1e-6)
     assert diff[0, 0] > 0.3 and low[0, 0] > 0
+
+
+def test_dimension_bootstrap_matches_rsatoolbox_subsampling():
+    rng = _rng(23)
+    n, n_boot = 16, 6
+    scores = np.column_stack([rng.random(n), np.eye(2)[rng.integers(0, 2, n)]])
+    layers = rng.random((3, n * (n - 1) // 2))
+    layers[2] += 3 * pdist(scores[:, :1], "cityblock")
+    sim, samples = rsa.dimension_rsa(layers, scores, n_boot=n_boot, seed=8)
+    assert samples.shape == (n_boot, 3, 3)
+    dims = RDMs(np.stack([pdist(scores[:, d:d + 1], "cityblock") for d in range(3)]))
+    draws = np.random.default_rng(8)
+    ref = []
+    for _ in range(n_boot):  # the same images resampled for every layer and dimension, as rsatoolbox subsamples
+        sample = draws.integers(0, n, size=n)
+        ref.append(compare(RDMs(layers).subsample_pattern("index", sample), dims.subsample_pattern("index", sample),
+                           "spearman"))
+    ref = np.stack(ref)
+    np.testing.assert_allclose(samples, ref, atol=1e-6)
+    diff, (low, high) = rsa.dimension_difference(layers[2:], layers[:1], scores, n_boot=n_boot, seed=8, level=0.9)
+    np.testing.assert_allclose(low, np.percentile(ref[:, 2:] - ref[:, :1], 5, axis=0), atol=1e-6)
+    np.testing.assert_allclose(high, np.percentile(ref[:, 2:] - ref[:, :1], 95, axis=0), atol=1e-6)

@@ -1,6 +1,6 @@
 """Format facts of the simulated trees, read with plain nibabel / h5py / scipy.io / numpy / pandas.
 
-Every expectation here is written from /work/shared/datasets.md (§1.11 NSD fixture recipe, §2 BOLD5000,
+Every expectation here is written from docs/datasets.md (§1.11 NSD minimal copy, §2 BOLD5000,
 §3 THINGS-EEG2), not from the simulator's code.
 """
 

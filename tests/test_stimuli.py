@@ -1,6 +1,6 @@
 """Image sets: NSD imgBrick, BOLD5000 and THINGS-EEG2 folders, plain folders, spec parsing, preprocessing.
 
-Fixtures are written by hand from /work/shared/datasets.md (§1.8, §2.4, §3.1, §3.3).
+Fixtures are written by hand from docs/datasets.md (§1.8, §2.4, §3.1, §3.3).
 """
 
 import h5py

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brainalign._io import atomic_output
 from brainalign.errors import InputError
 from brainalign.store import (
+    EEGStoreWriter,
     VoxelStoreWriter,
     open_eeg_store,
     open_voxel_store,
@@ -126,3 +128,70 @@ def test_eeg_round_trip(tmp_path):
     np.testing.assert_allclose(means, eeg.reshape(3, 2, 3, 4).mean(axis=1), rtol=1e-6)
     with pytest.raises(InputError, match="voxel_store"):
         open_voxel_store(tmp_path / "e.zarr")
+
+
+def _fold_reference(values, stim, rank, wanted, n_folds):
+    """Per-fold group means by hand: mean of the rows of stimulus s whose repetition rank % n_folds == f."""
+    return np.stack([np.stack([values[(stim == s) & (rank % n_folds == f)].astype(np.float64).mean(axis=0)
+                               for s in wanted]) for f in range(n_folds)])
+
+
+@pytest.mark.parametrize("stim_int", [True, False])
+def test_mean_by_fold(tmp_path, stim_int):
+    betas, trials, ijk, grid, affine = _toy(stim_int=stim_int)
+    # stimulus 3's repetitions recorded out of row order: folds follow the `repetition` column, not the rows
+    stim = trials["stimulus"].to_numpy()
+    three = np.flatnonzero(stim == stim[0])
+    trials.loc[three, "repetition"] = [2, 0, 1]
+    s = open_voxel_store(write_voxel_store(tmp_path / "s.zarr", betas, trials, ijk, grid, affine, chunks=(3, 2)))
+    rank = trials["repetition"].to_numpy()  # here a permutation of 0..n-1 within each stimulus
+    wanted = [stim[3], stim[0], stim[1]]  # seen 2, 3, 3 times
+    voxels = np.array([True, False, True, False, False, True, True])
+    ids, means, counts = s.mean_by_fold(wanted, 2, voxels=voxels)
+    assert list(ids) == wanted and means.dtype == np.float32 and means.shape == (2, 3, 4)
+    np.testing.assert_allclose(means, _fold_reference(betas[:, voxels], stim, rank, wanted, 2), rtol=1e-6)
+    assert counts.tolist() == [[1, 2, 2], [1, 1, 1]]
+    # stimulus 3: fold 0 = repetitions 0 and 2 = rows three[1] and three[0]
+    np.testing.assert_allclose(means[0, 1], betas[three[:2]][:, voxels].mean(axis=0), rtol=1e-6)
+    # one fold = the repetition average
+    _, one, _ = s.mean_by_fold(wanted, 1)
+    np.testing.assert_allclose(one[0], s.mean_by_stimulus(stimuli=wanted)[1], rtol=1e-6)
+    with pytest.raises(InputError, match="fewer than 3 repetitions"):
+        s.mean_by_fold(wanted, 3)
+    with pytest.raises(InputError, match="not in the store"):
+        s.mean_by_fold([stim[0], 999 if stim_int else "nope"], 2)
+
+
+def test_eeg_mean_by_fold(tmp_path):
+    rng = np.random.default_rng(4)
+    stim = np.array(["b.jpg", "a.jpg", "b.jpg", "c.jpg", "a.jpg", "b.jpg", "c.jpg", "a.jpg", "b.jpg"])
+    eeg = rng.normal(size=(len(stim), 3, 5)).astype(np.float32)
+    trials = pd.DataFrame({"session": 1, "trial": np.arange(1, len(stim) + 1), "stimulus": stim,
+                           "repetition": repetition_index(stim), "shared": False})
+    path = tmp_path / "e.zarr"
+    with atomic_output(path) as tmp:  # 2 trials per chunk: folds are summed across chunk rows
+        w = EEGStoreWriter(tmp, len(stim), 3, 5, trial_chunk=2)
+        w.append(eeg)
+        w.finish(trials, ["Pz", "Oz", "O1"], np.linspace(0, 0.4, 5))
+    s = open_eeg_store(path)
+    ids, means, counts = s.mean_by_fold(None, 2)
+    assert list(ids) == ["a.jpg", "b.jpg", "c.jpg"] and means.shape == (2, 3, 3, 5)
+    ref = _fold_reference(eeg, stim, trials["repetition"].to_numpy(), ids, 2)
+    np.testing.assert_allclose(means, ref, rtol=1e-6)
+    assert counts.tolist() == [[2, 2, 1], [1, 2, 1]]
+
+
+def test_repetitions_by_stimulus(tmp_path):
+    betas, trials, ijk, grid, affine = _toy()
+    s = open_voxel_store(write_voxel_store(tmp_path / "s.zarr", betas, trials, ijk, grid, affine, chunks=(4, 3)))
+    stim = trials["stimulus"].to_numpy()
+    wanted = [2, 3, 0]
+    voxels = np.array([6, 0, 3])
+    ids, reps, n = s.repetitions_by_stimulus(wanted, voxels=voxels)
+    assert list(ids) == wanted and n.tolist() == [2, 3, 1] and reps.shape == (3, 3, 3)
+    for i, sid in enumerate(wanted):
+        rows = np.flatnonzero(stim == sid)  # rows in presentation order = repetitions 0, 1, ...
+        np.testing.assert_array_equal(reps[i, :len(rows)], betas[rows][:, voxels])
+        assert np.isnan(reps[i, len(rows):]).all()
+    _, all_vox, _ = s.repetitions_by_stimulus([5], voxels=None)
+    np.testing.assert_array_equal(all_vox, betas[stim == 5][None])

@@ -11,10 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from brainalign import models
+from brainalign import store as store_mod
 from brainalign.cli import main
-
-models = pytest.importorskip("brainalign.models")
-store_mod = pytest.importorskip("brainalign.store")
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +52,19 @@ def test_cli_realnet_tiny_with_real_cornet_s(tiny_inputs, tmp_path):
     assert main(["train", "realnet", "--store", str(tmp_path / "missing.zarr"), "--stimuli",
                  f"folder:{tiny_inputs / 'images'}", "--out", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_initial_backbone_is_the_presets_untrained_cornet_s(tmp_path):
+    """``brainalign train initial-backbone``: the CORnet-S every ReAlnet run of the preset starts from (its
+    configured weights and seed), as a checkpoint ``load_model`` reads with the preset's image size."""
+    from brainalign.training import make_config
+
+    out = tmp_path / "initial.pt"
+    assert main(["train", "initial-backbone", "--config", "tiny", "--out", str(out)]) == 0
+    cfg = make_config("realnet", "tiny", {})
+    reference = models.load_model(cfg.backbone, cfg.weights, seed=cfg.seed)
+    loaded = models.load_model(str(out))
+    assert loaded.state_dict().keys() == reference.state_dict().keys()
+    for key, value in reference.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+    assert tuple(loaded.brainalign.preprocessing["size"]) == (cfg.image_size, cfg.image_size)

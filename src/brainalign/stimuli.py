@@ -358,9 +358,24 @@ def things_images(root, split: str | None = None) -> FileImageSet:
 
 
 def read_ids_file(path, numeric: bool = False) -> list:
-    """Stimulus IDs from a text file, one per line (blank lines and ``#`` comments ignored).
+    """Stimulus IDs from a text file, one per line; the one reader of id lists in the package.
 
+    ``#`` starts a comment anywhere on a line; blank lines are ignored; surrounding white space is stripped.
     ``.npy`` files (1-D array) are accepted too. ``numeric=True`` parses integers (NSD nsdIds).
+
+    Parameters
+    ----------
+    path : str or Path
+    numeric : bool
+
+    Returns
+    -------
+    list of str (list of int with ``numeric``)
+
+    Raises
+    ------
+    InputError
+        If the file does not exist, or ``numeric`` and an id is not an integer.
     """
     path = Path(path)
     if not path.is_file():

@@ -21,7 +21,7 @@ def stimulus_lists(dataset: str, root):
     ----------
     dataset : {"nsd", "bold5000"}
     root : path-like
-        Dataset root in its real layout (``../shared/datasets.md``).
+        Dataset root in its real layout (``docs/datasets.md`` §1.5 for NSD, §2.3 for BOLD5000).
 
     Returns
     -------
@@ -51,20 +51,3 @@ def write_stimulus_lists(dataset: str, root, ids_out, train_ids_out) -> None:
     for ids, out in ((all_ids, ids_out), (train_ids, train_ids_out)):
         with atomic_output(out) as tmp:
             Path(tmp).write_text("".join(f"{i}\n" for i in ids))
-
-
-def simulated_category_table(simulated_dir, out) -> None:
-    """Stimulus -> category table (parquet: ``stimulus``, ``category``) for the simulated BOLD5000 images
-    and the unseen images, from the simulator's ground truth (``docs/simulator.md``).
-
-    Unseen-image IDs are their paths relative to the unseen-image folder, as the folder image set names them.
-    """
-    import pandas as pd
-
-    truth = Path(simulated_dir) / "ground_truth"
-    b5k = pd.read_parquet(truth / "bold5000_images.parquet", columns=["stimulus", "category"])
-    unseen = pd.read_parquet(truth / "unseen_images.parquet", columns=["path", "category"])
-    unseen = unseen.rename(columns={"path": "stimulus"})
-    table = pd.concat([b5k, unseen], ignore_index=True).astype({"stimulus": str, "category": str})
-    with atomic_output(out) as tmp:
-        table.to_parquet(tmp, index=False)

@@ -2,8 +2,10 @@
 
 Writers: :func:`write_voxel_store` (whole arrays in memory), :class:`VoxelStoreWriter` (streaming,
 one block of trials at a time; used by ingestion), :func:`write_eeg_store` / :class:`EEGStoreWriter`.
-Readers: :func:`open_voxel_store` -> :class:`VoxelStore`, :func:`open_eeg_store` -> :class:`EEGStore`.
-All other modules read stores through these functions only.
+Readers: :func:`open_voxel_store` -> :class:`VoxelStore`, :func:`open_eeg_store` -> :class:`EEGStore`,
+with the trial groupings every stage needs: ``mean_by_stimulus`` (repetitions averaged), ``mean_by_fold``
+(averaged within folds of the repetitions, for crossnobis RDMs) and ``VoxelStore.repetitions_by_stimulus``
+(single trials, one slot per repetition, for noise ceilings). All other modules read stores through these only.
 """
 
 from __future__ import annotations
@@ -243,6 +245,48 @@ def write_voxel_store(path, betas, trials, voxel_ijk, grid_shape, affine, rois=N
     return path
 
 
+def _group_means(array, codes, n_groups: int, select):
+    """Mean of the rows of each group of a chunked array, read one chunk row at a time.
+
+    The one routine behind every store average: each block of rows is summed into its groups with a
+    sparse (n_groups, n_rows) indicator product, in float64, so memory is one chunk row plus the sums.
+
+    Parameters
+    ----------
+    array : zarr.Array (n_rows, ...)
+    codes : int array (n_rows,), group of each row in ``[0, n_groups)``; -1 = row not used
+    n_groups : int
+    select : callable, block (n_block_rows, ...) -> block (n_block_rows, ...), picks columns (e.g. voxels)
+
+    Returns
+    -------
+    means : float32 ndarray (n_groups, n_selected_columns) (selected trailing axes flattened); NaN for an
+        empty group
+    counts : int64 ndarray (n_groups,), rows averaged into each group
+    """
+    from scipy import sparse
+
+    codes = np.asarray(codes)
+    counts = np.bincount(codes[codes >= 0], minlength=n_groups).astype(np.int64)
+    step = array.chunks[0]
+    sums = None
+    for r0 in range(0, array.shape[0], step):
+        c = codes[r0:r0 + step]
+        use = c >= 0
+        if not use.any():
+            continue
+        block = select(array[r0:r0 + step]).astype(np.float64)
+        block = block.reshape(block.shape[0], -1)
+        ind = sparse.csr_matrix((np.ones(use.sum()), (c[use], np.flatnonzero(use))), shape=(n_groups, len(c)))
+        part = ind @ block
+        sums = part if sums is None else sums + part
+    if sums is None:
+        sums = np.zeros((n_groups, select(array[0:1]).reshape(1, -1).shape[1]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (sums / counts[:, None]).astype(np.float32)
+    return means, counts
+
+
 class _Store:
     """Common reader behaviour: group, attrs, trial table."""
 
@@ -292,31 +336,51 @@ class _Store:
         codes = lookup.get_indexer(col)
         return ids, codes
 
-    def _mean_rows(self, array, stimuli, select):
-        """Average rows of ``array`` over repetitions; ``select(block) -> block`` picks columns."""
-        from scipy import sparse
+    def _repetition_ranks(self) -> np.ndarray:
+        """0-based rank of each trial among its stimulus's trials (by ``repetition``, ties by row order).
 
+        Returns
+        -------
+        int64 ndarray (n_trials,)
+        """
+        ranks = self.trials.groupby("stimulus", sort=False)["repetition"].rank(method="first")
+        return ranks.to_numpy(dtype=np.int64) - 1
+
+    def _mean_rows(self, array, stimuli, select):
+        """Average rows of ``array`` over repetitions; ``select(block) -> block`` picks columns.
+
+        Returns
+        -------
+        ids : ndarray (n_stimuli,)
+        means : float32 (n_stimuli, n_selected_columns) (NaN for a stimulus without trials)
+        n_reps : int64 (n_stimuli,)
+        """
+        ids, codes = self._stimulus_codes(stimuli)
+        means, n_reps = _group_means(array, codes, len(ids), select)
+        return ids, means, n_reps
+
+    def _mean_fold_rows(self, array, stimuli, n_folds: int, select):
+        """Average rows of ``array`` per stimulus and fold (fold = repetition rank modulo ``n_folds``).
+
+        Returns
+        -------
+        ids : ndarray (n_stimuli,)
+        means : float32 (n_folds, n_stimuli, n_selected_columns)
+        counts : int64 (n_folds, n_stimuli), trials averaged into each mean
+        """
+        n_folds = int(n_folds)
+        if n_folds < 1:
+            raise ValueError(f"n_folds must be >= 1, got {n_folds}")
         ids, codes = self._stimulus_codes(stimuli)
         n_stim = len(ids)
-        n_reps = np.bincount(codes[codes >= 0], minlength=n_stim).astype(np.int64)
-        step = array.chunks[0]
-        sums = None
-        for r0 in range(0, array.shape[0], step):
-            c = codes[r0:r0 + step]
-            use = c >= 0
-            if not use.any():
-                continue
-            block = select(array[r0:r0 + step]).astype(np.float64)
-            block = block.reshape(block.shape[0], -1)
-            ind = sparse.csr_matrix((np.ones(use.sum()), (c[use], np.flatnonzero(use))),
-                                    shape=(n_stim, len(c)))
-            part = ind @ block
-            sums = part if sums is None else sums + part
-        if sums is None:
-            sums = np.zeros((n_stim, select(array[0:1]).reshape(1, -1).shape[1]))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = (sums / n_reps[:, None]).astype(np.float32)
-        return ids, means, n_reps
+        n_reps = np.bincount(codes[codes >= 0], minlength=n_stim)
+        if (n_reps < n_folds).any():  # checked before reading: every fold needs a trial of every stimulus
+            short = ids[n_reps < n_folds]
+            raise InputError(self.path, f"{len(short)} stimuli have fewer than {n_folds} repetitions (one per fold), "
+                                        f"e.g. {short[:5].tolist()}")
+        group = np.where(codes >= 0, (self._repetition_ranks() % n_folds) * n_stim + codes, -1)
+        means, counts = _group_means(array, group, n_folds * n_stim, select)
+        return ids, means.reshape(n_folds, n_stim, -1), counts.reshape(n_folds, n_stim)
 
 
 class VoxelStore(_Store):
@@ -418,6 +482,58 @@ class VoxelStore(_Store):
         """
         idx = self._voxel_index(voxels)
         return self._mean_rows(self.betas, stimuli, lambda b: b[:, idx])
+
+    def mean_by_fold(self, stimuli, n_folds: int, voxels=None):
+        """Average betas per stimulus within each of ``n_folds`` folds of its repetitions (for crossnobis RDMs).
+
+        A trial's fold is its repetition rank (``repetition``, ties by row order) modulo ``n_folds``.
+
+        Parameters
+        ----------
+        stimuli : sequence or None
+            Stimulus ids (same type as ``trials.stimulus``) in the wanted order; None = all, sorted.
+        n_folds : int >= 1
+        voxels : bool (n_voxels,), int indices, or an ROI name, optional
+
+        Returns
+        -------
+        stimulus_ids : ndarray (n_stimuli,)
+        means : float32 ndarray (n_folds, n_stimuli, n_voxels_selected)
+        counts : int64 ndarray (n_folds, n_stimuli), trials averaged into each mean
+
+        Raises
+        ------
+        InputError
+            If a stimulus is missing from the store or has fewer than ``n_folds`` repetitions.
+        """
+        idx = self._voxel_index(voxels)
+        return self._mean_fold_rows(self.betas, stimuli, n_folds, lambda b: b[:, idx])
+
+    def repetitions_by_stimulus(self, stimuli, voxels=None):
+        """Single-trial betas of each stimulus, one slot per repetition (e.g. test-set noise ceilings).
+
+        Parameters
+        ----------
+        stimuli : sequence
+            Stimulus ids (same type as ``trials.stimulus``) in the wanted order.
+        voxels : bool (n_voxels,), int indices, or an ROI name, optional
+
+        Returns
+        -------
+        stimulus_ids : ndarray (n_stimuli,)
+        reps : float32 ndarray (n_stimuli, max_reps, n_voxels_selected)
+            Slot r holds the trial of repetition rank r (``repetition``, ties by row order); NaN where a
+            stimulus has fewer than ``max_reps`` repetitions.
+        n_reps : int64 ndarray (n_stimuli,)
+        """
+        ids, codes = self._stimulus_codes(stimuli)
+        rows = np.flatnonzero(codes >= 0)
+        rank = self._repetition_ranks()[rows]
+        n_reps = np.bincount(codes[rows], minlength=len(ids)).astype(np.int64)
+        betas = np.asarray(self.betas.get_orthogonal_selection((rows, self._voxel_index(voxels))), dtype=np.float32)
+        reps = np.full((len(ids), max(int(n_reps.max(initial=0)), 1), betas.shape[1]), np.nan, dtype=np.float32)
+        reps[codes[rows], rank] = betas
+        return ids, reps, n_reps
 
     def to_nifti(self, values, fill_value=0.0):
         """Put per-voxel values back into the source grid.
@@ -541,6 +657,18 @@ class EEGStore(_Store):
         """
         ids, means, n = self._mean_rows(self.eeg, stimuli, lambda b: b)
         return ids, means.reshape((len(ids),) + tuple(self.eeg.shape[1:])), n
+
+    def mean_by_fold(self, stimuli, n_folds: int):
+        """Average trials per stimulus within each fold of its repetitions, as :meth:`VoxelStore.mean_by_fold`.
+
+        Returns
+        -------
+        stimulus_ids : ndarray (n_stimuli,)
+        means : float32 ndarray (n_folds, n_stimuli, n_channels, n_times)
+        counts : int64 ndarray (n_folds, n_stimuli)
+        """
+        ids, means, counts = self._mean_fold_rows(self.eeg, stimuli, n_folds, lambda b: b)
+        return ids, means.reshape(means.shape[:2] + tuple(self.eeg.shape[1:])), counts
 
 
 def open_eeg_store(path) -> EEGStore:

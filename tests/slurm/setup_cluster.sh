@@ -8,7 +8,7 @@
 #
 # Needs root and Debian/Ubuntu apt (slurmctld, slurmd, slurm-client, munge). No slurmdbd: run Snakemake
 # with `slurm-status-command: squeue` (the SLURM profile sets it). Facts behind every setting:
-# /work/shared/slurm-ci.md (measured on a CI-like machine). Env overrides: SLURM_CI_GPUS (default 2).
+# docs/cluster.md, "The test cluster's settings" (measured on a CI-like machine). Env: SLURM_CI_GPUS (default 2).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 GPUS=${SLURM_CI_GPUS:-2}

@@ -1,7 +1,11 @@
 # Shared names, helper functions and targets (rule files hold rules only). Everything here is cheap to evaluate (it runs at every start).
-from brainalign.provenance import code_fingerprint
+# Every path under the results folder comes from brainalign.layout (L); every rule's `code` param from the
+# package's import graph (brainalign.provenance.code).
+from brainalign.layout import ResultsLayout, subject_folder
+from brainalign.provenance.code import code_fingerprint
 
 R = config["results"]
+L = ResultsLayout(R)
 SEED = config["seed"]
 NSD = config["datasets"]["nsd"]
 B5K = config["datasets"].get("bold5000")
@@ -15,9 +19,15 @@ TRAIN_SUBJECTS = [f"{s:02d}" for s in config["training"].get("subjects", NSD["su
 TRAIN_VARIANTS = ["aligned"] + list(config["training"].get("controls", []))
 
 
+def parent_folder(path, levels=1):
+    """The folder ``levels`` above a path: rule params derived from the rule's own outputs (so that they follow
+    the outputs wherever a storage plugin puts them)."""
+    return path.rsplit("/", levels)[0]
+
+
 def dataset_root(name):
     """Input of the jobs that read a dataset root (the simulator's output when simulating, else none)."""
-    return f"{R}/simulated" if config["simulate"]["enabled"] else []
+    return L.simulated() if config["simulate"]["enabled"] else []
 
 
 def simulated_subjects(wildcards=None):
@@ -26,7 +36,7 @@ def simulated_subjects(wildcards=None):
     Taking the maximum (not the config's largest subject alone) means that adding a subject the preset
     already simulates changes nothing upstream of that subject's own jobs.
     """
-    from brainalign.simulate import resolve_config
+    from brainalign.simulate.config import resolve_config
 
     preset = resolve_config(config["simulate"]["preset"])
     counts = [("nsd", NSD, preset.nsd_subjects), ("b5k", B5K, preset.b5k_subjects),
@@ -34,25 +44,22 @@ def simulated_subjects(wildcards=None):
     return " ".join(f"--{name}-subjects {max([n] + ds['subjects'])}" for name, ds, n in counts if ds)
 
 
-def store_path(dataset, sub):
-    """Voxel store of one subject, by dataset and subject folder name (``subj01``, ``CSI1``)."""
-    return f"{R}/stores/{dataset}/{sub}.zarr"
+def store_path(dataset, subject):
+    """Voxel store of one subject of a dataset; ``subject`` is its number (int, ``"01"`` or a wildcard)."""
+    return L.store(dataset, subject_folder(dataset, subject))
 
 
 def all_targets():
     """Everything the pipeline produces for the configured datasets (the inputs of the report)."""
     models = FEATURE_MODELS + trained_models()
-    targets = expand(f"{R}/encoding/nsd/subj{{s}}/{{m}}/nsd-shared", s=NSD_SUBJECTS, m=models)
-    targets.append(f"{R}/rsa/fmri")
+    targets = [L.encoder("nsd", subject_folder("nsd", s), m, "nsd-shared") for s in NSD_SUBJECTS for m in models]
+    targets.append(L.rsa("fmri"))
     if B5K:
-        targets += expand(
-            f"{R}/synthetic/bold5000/CSI{{s}}/{{split}}/evaluation",
-            s=B5K_SUBJECTS,
-            split=config["synthetic"]["splits"],
-        )
+        targets += [L.synthetic_evaluation(SYN["dataset"], subject_folder(SYN["dataset"], s), split)
+                    for s in B5K_SUBJECTS for split in SYN["splits"]]
     if EEG:
-        targets.append(f"{R}/rsa/eeg")
-    targets += expand(f"{R}/training/realnet/subj{{s}}/{{v}}", s=TRAIN_SUBJECTS, v=TRAIN_VARIANTS)
+        targets.append(L.rsa("eeg"))
+    targets += [L.realnet_run(subject_folder("nsd", s), v) for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]
     if NEUROFUSION["enabled"]:
         targets.append(trained_run("neurofusion-backbone"))
     return targets
@@ -79,9 +86,9 @@ def _feature_options(wc):
     opts = [f"--weights {spec['weights']}", f"--layers {' '.join(spec['layers'])}", f"--reduce {reduce}"]
     if reduce == "pca":
         opts.append(f"--pca-components {spec.get('pca_components', 128)} --pca-fit-images {FEAT['pca_fit_images']} "
-                    f"--pca-train-ids {R}/features/{wc.stimset}/train_stimuli.txt")
+                    f"--pca-train-ids {L.train_stimulus_list(wc.stimset)}")
     if wc.stimset in STIMSET_ROOTS:
-        opts.append(f"--ids {R}/features/{wc.stimset}/stimuli.txt")
+        opts.append(f"--ids {L.stimulus_list(wc.stimset)}")
     return " ".join(opts)
 
 
@@ -90,8 +97,16 @@ ENC = config["encoding"]
 ENC_ALPHAS = "logspace:{log10_min}:{log10_max}:{n}".format(**ENC["alphas"])
 
 
-def category_table():
-    return f"{R}/synthetic/categories.parquet"
+# --- synthetic ---
+SYN = config["synthetic"]
+
+
+def category_source():
+    """Where ``brainalign categories`` takes the synthetic stage's categories from: the configured table, else
+    the simulator's ground truth (the dataset's images and the unseen ones)."""
+    if SYN.get("categories"):
+        return f"--table {SYN['categories']}"
+    return f"--simulated {L.simulated()} --dataset {SYN['dataset']} --with-unseen"
 
 
 # --- rsa ---
@@ -113,15 +128,18 @@ def rsa_rdm_options():
     return " ".join(opts)
 
 
+def rsa_within_subject():
+    """The NSD subject whose RSA rows are ``within`` (the trained models' own subject): ``rsa.within_subject``,
+    else the first training subject."""
+    subject = RSA.get("within_subject") or int(TRAIN_SUBJECTS[0])
+    return subject_folder("nsd", subject)
+
+
 def rsa_dimension_table():
     """Object-dimension table of the NSD images: the configured one, else the simulator's categories, else none."""
     if RSA.get("dimensions"):
         return RSA["dimensions"]
-    return f"{R}/rsa/nsd_categories.parquet" if config["simulate"]["enabled"] else []
-
-
-# --- synthetic ---
-SYN = config["synthetic"]
+    return L.nsd_category_table() if config["simulate"]["enabled"] else []
 
 
 # --- training ---
@@ -145,21 +163,28 @@ def trained_run(name):
     """'cornet_s-initial', 'realnet-subj01-aligned' or 'neurofusion-backbone' -> the output of the job that made
     that model."""
     if name == "cornet_s-initial":
-        return f"{R}/training/realnet/initial_backbone.pt"
+        return L.initial_backbone()
     if name == "neurofusion-backbone":
-        return f"{R}/training/neurofusion"
+        return L.neurofusion_run()
     _, subj, variant = name.split("-")
-    return f"{R}/training/realnet/{subj}/{variant}"
+    return L.realnet_run(subj, variant)
 
 
 def trained_checkpoint(name):
     """The checkpoint file the feature cache loads for a trained_run() name."""
     run = trained_run(name)
-    return run if run.endswith(".pt") else f"{run}/backbone.pt"
+    return run if name == "cornet_s-initial" else L.backbone_weights(run)
 
 
 def trained_models():
     """Feature-cache names of the untrained baseline, every trained ReAlnet and control, and NeuroFusionNet's
     image backbone."""
-    realnet = [f"realnet-subj{s}-{v}" for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]
+    realnet = [f"realnet-{subject_folder('nsd', s)}-{v}" for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]
     return ["cornet_s-initial"] + realnet + (["neurofusion-backbone"] if NEUROFUSION["enabled"] else [])
+
+
+def manifest_config():
+    """The resolved config as JSON: what ``brainalign manifest`` records (and a param, so it reruns on a change)."""
+    import json
+
+    return json.dumps(config, sort_keys=True)

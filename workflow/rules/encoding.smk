@@ -1,41 +1,38 @@
 # Voxelwise encoding models: features -> voxel responses, alpha per voxel by K-fold CV, scored on test images.
 
-# dataset -> (store path pattern by subject directory name, default split)
+
 rule categories:
     """Stimulus -> category table for the unseen-category split and the decoding evaluation."""
     input:
-        dataset_root("bold5000"),
+        root=dataset_root(SYN["dataset"]),
+        table=SYN.get("categories") or [],
     output:
-        f"{R}/synthetic/categories.parquet",
+        L.category_table(),
     params:
-        table=config["synthetic"].get("categories"),
+        source=category_source(),
+        code=code_fingerprint("categories"),
     log:
-        f"{R}/logs/synthetic/categories.log",
-    run:
-        import shutil
-
-        from brainalign.stimulus_lists import simulated_category_table
-
-        if params.table:
-            shutil.copyfile(params.table, output[0])
-        else:
-            simulated_category_table(input[0], output[0])
+        L.log("synthetic", "categories"),
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "brainalign categories {params.source} --out {output} > {log} 2>&1"
 
 
 rule encode:
     input:
-        store=lambda wc: store_path(wc.dataset, wc.sub),
-        features=f"{R}/features/{{dataset}}/{{model}}.zarr",
-        categories=lambda wc: category_table() if wc.split == "unseen-categories" else [],
+        store=lambda wc: L.store(wc.dataset, wc.sub),
+        features=L.feature_cache("{dataset}", "{model}"),
+        categories=lambda wc: L.category_table() if wc.split == "unseen-categories" else [],
     output:
-        directory(f"{R}/encoding/{{dataset}}/{{sub}}/{{model}}/{{split}}"),
+        directory(L.encoder("{dataset}", "{sub}", "{model}", "{split}")),
     wildcard_constraints:
         dataset="nsd|bold5000",
         sub=r"subj[0-9]+|CSI[0-9]+",
         model=r"[A-Za-z0-9_-]+",
         split="nsd-shared|repeated|unseen-categories",
     params:
-        categories=lambda wc, input: f"--categories {input.categories} --n-test-categories 2"
+        categories=lambda wc, input: f"--categories {input.categories} --n-test-categories {ENC['n_test_categories']}"
         if wc.split == "unseen-categories"
         else "",
         alphas=ENC_ALPHAS,
@@ -44,11 +41,11 @@ rule encode:
         device=ENC["device"],
         banded="--banded" if ENC.get("banded", False) else "",
         seed=SEED,
-        code=code_fingerprint("encoding", "store.py", "noise_ceiling.py"),
+        code=code_fingerprint("encode"),
     log:
-        f"{R}/logs/encoding/{{dataset}}_{{sub}}_{{model}}_{{split}}.log",
+        L.log("encoding", "{dataset}_{sub}_{model}_{split}"),
     benchmark:
-        f"{R}/benchmarks/encoding/{{dataset}}_{{sub}}_{{model}}_{{split}}.tsv"
+        L.benchmark("encoding", "{dataset}_{sub}_{model}_{split}")
     threads: 2
     resources:
         mem_mb=16000,

@@ -1,32 +1,35 @@
 # CNN feature cache: one zarr cache per (stimulus set, model), all layers from one forward pass.
 
+
 rule stimulus_lists:
     """The dataset's whole design (every subject's images), so adding a subject leaves feature caches alone."""
     input:
         lambda wc: dataset_root(wc.stimset),
     output:
-        ids=f"{R}/features/{{stimset}}/stimuli.txt",
-        train_ids=f"{R}/features/{{stimset}}/train_stimuli.txt",
+        ids=L.stimulus_list("{stimset}"),
+        train_ids=L.train_stimulus_list("{stimset}"),
     wildcard_constraints:
         stimset="nsd|bold5000",
     params:
         root=lambda wc: STIMSET_ROOTS[wc.stimset],
+        code=code_fingerprint("stimulus-lists"),
     log:
-        f"{R}/logs/features/{{stimset}}_stimulus_lists.log",
-    run:
-        from brainalign.stimulus_lists import write_stimulus_lists
-
-        write_stimulus_lists(wildcards.stimset, params.root, output.ids, output.train_ids)
+        L.log("features", "{stimset}_stimulus_lists"),
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "brainalign stimulus-lists --dataset {wildcards.stimset} --root {params.root} --out {output.ids} "
+        "--train-out {output.train_ids} > {log} 2>&1"
 
 
 rule features:
     input:
         root=lambda wc: dataset_root(wc.stimset),
-        lists=lambda wc: [f"{R}/features/{wc.stimset}/stimuli.txt", f"{R}/features/{wc.stimset}/train_stimuli.txt"]
+        lists=lambda wc: [L.stimulus_list(wc.stimset), L.train_stimulus_list(wc.stimset)]
         if wc.stimset in STIMSET_ROOTS
         else [],
     output:
-        directory(f"{R}/features/{{stimset}}/{{model}}.zarr"),
+        directory(L.feature_cache("{stimset}", "{model}")),
     wildcard_constraints:
         stimset="nsd|bold5000|things_eeg2",
     params:
@@ -34,11 +37,11 @@ rule features:
         spec=lambda wc: STIMULUS_SPECS[wc.stimset],
         options=_feature_options,
         seed=SEED,
-        code=code_fingerprint("features", "models", "stimuli.py"),
+        code=code_fingerprint("features"),
     log:
-        f"{R}/logs/features/{{stimset}}_{{model}}.log",
+        L.log("features", "{stimset}_{model}"),
     benchmark:
-        f"{R}/benchmarks/features/{{stimset}}_{{model}}.tsv"
+        L.benchmark("features", "{stimset}_{model}")
     threads: 2
     resources:
         mem_mb=8000,

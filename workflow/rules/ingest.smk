@@ -5,7 +5,7 @@ rule ingest_nsd:
     input:
         dataset_root("nsd"),
     output:
-        directory(f"{R}/stores/nsd/subj{{subject}}.zarr"),
+        directory(store_path("nsd", "{subject}")),
     params:
         root=NSD["root"],
         options=" ".join(
@@ -18,11 +18,11 @@ rule ingest_nsd:
                 "" if NSD["zscore"] else "--no-zscore",
             ]
         ),
-        code=code_fingerprint("ingest", "store.py", "noise_ceiling.py"),
+        code=code_fingerprint("ingest"),
     log:
-        f"{R}/logs/ingest/nsd_subj{{subject}}.log",
+        L.log("ingest", "nsd_subj{subject}"),
     benchmark:
-        f"{R}/benchmarks/ingest/nsd_subj{{subject}}.tsv"
+        L.benchmark("ingest", "nsd_subj{subject}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -38,15 +38,15 @@ rule ingest_bold5000:
     input:
         dataset_root("bold5000"),
     output:
-        directory(f"{R}/stores/bold5000/CSI{{subject}}.zarr"),
+        directory(store_path("bold5000", "{subject}")),
     params:
         root=B5K["root"] if B5K else "",
         options="" if (B5K or {}).get("zscore", True) else "--no-zscore",
-        code=code_fingerprint("ingest", "store.py", "noise_ceiling.py"),
+        code=code_fingerprint("ingest"),
     log:
-        f"{R}/logs/ingest/bold5000_CSI{{subject}}.log",
+        L.log("ingest", "bold5000_CSI{subject}"),
     benchmark:
-        f"{R}/benchmarks/ingest/bold5000_CSI{{subject}}.tsv"
+        L.benchmark("ingest", "bold5000_CSI{subject}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -62,12 +62,12 @@ rule ingest_things_eeg2:
     input:
         dataset_root("things_eeg2"),
     output:
-        directory(f"{R}/stores/things_eeg2/sub-{{subject}}.zarr"),
+        directory(store_path("things_eeg2", "{subject}")),
     params:
         root=EEG["root"] if EEG else "",
-        code=code_fingerprint("ingest", "store.py"),
+        code=code_fingerprint("ingest"),
     log:
-        f"{R}/logs/ingest/things_eeg2_sub-{{subject}}.log",
+        L.log("ingest", "things_eeg2_sub-{subject}"),
     threads: 1
     resources:
         mem_mb=4000,

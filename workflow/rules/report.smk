@@ -1,5 +1,3 @@
-from pathlib import Path
-
 # Report: findings stated against the three papers, figures and tables; also feeds `snakemake --report`.
 
 
@@ -7,20 +5,21 @@ rule report:
     input:
         all_targets(),
     output:
-        summary=report(f"{R}/report/summary.md", category="Summary"),
+        summary=report(L.report_summary(), category="Summary"),
         figures=report(
-            directory(f"{R}/report/figures"),
+            directory(L.report_figures()),
             patterns=["{name}.png"],
             category="Figures",
             labels={"figure": "{name}"},
         ),
-        findings=f"{R}/report/findings.parquet",
+        findings=L.report_findings(),
+        alignment=L.report_alignment(),
     params:
-        results=lambda wc, output: Path(output.summary).parents[1],
-        out=lambda wc, output: Path(output.summary).parent,
+        results=lambda wc, output: parent_folder(output.summary, 2),
+        out=lambda wc, output: parent_folder(output.summary),
         code=code_fingerprint("report"),
     log:
-        f"{R}/logs/report.log",
+        L.log("report"),
     resources:
         mem_mb=4000,
         runtime=20,
@@ -33,12 +32,16 @@ rule report:
 rule manifest:
     """Resolved config, versions, commit, seed and checksums: what a shared results folder needs."""
     input:
-        f"{R}/report/summary.md",
+        L.report_summary(),
     output:
-        f"{R}/manifest.json",
+        L.manifest(),
+    params:
+        results=lambda wc, output: parent_folder(output[0]),
+        config=manifest_config(),
+        code=code_fingerprint("manifest"),
     log:
-        f"{R}/logs/manifest.log",
-    run:
-        from brainalign.provenance.manifest import write_manifest
-
-        write_manifest(R, config)
+        L.log("manifest"),
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "brainalign manifest {params.results} --config-json {params.config:q} > {log} 2>&1"

@@ -7,36 +7,38 @@ rule rsa_dimensions:
     input:
         dataset_root("nsd"),
     output:
-        f"{R}/rsa/nsd_categories.parquet",
+        L.nsd_category_table(),
+    params:
+        code=code_fingerprint("categories"),
     log:
-        f"{R}/logs/rsa/nsd_categories.log",
-    run:
-        from brainalign.rsa.dimension_tables import simulated_nsd_categories
-
-        simulated_nsd_categories(input[0], output[0])
+        L.log("rsa", "nsd_categories"),
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "brainalign categories --simulated {input} --dataset nsd --out {output} > {log} 2>&1"
 
 
 rule rsa_fmri:
     input:
-        features=lambda wc: expand(f"{R}/features/nsd/{{m}}.zarr", m=rsa_models()),
-        stores=expand(f"{R}/stores/nsd/subj{{s}}.zarr", s=NSD_SUBJECTS),
+        features=lambda wc: [L.feature_cache("nsd", m) for m in rsa_models()],
+        stores=[store_path("nsd", s) for s in NSD_SUBJECTS],
         dimensions=rsa_dimension_table(),
     output:
-        directory(f"{R}/rsa/fmri"),
+        directory(L.rsa("fmri")),
     params:
         names=" ".join(rsa_models()),
         rois=" ".join(RSA["rois"]),
-        trained_on=f"subj{TRAIN_SUBJECTS[0]}",
+        trained_on=rsa_within_subject(),
         seed=SEED,
         rdm=rsa_rdm_options(),
         dimensions=lambda wc, input: f"--dimensions {input.dimensions}" if input.dimensions else "",
         comparison=RSA["comparison"],
         bootstrap=RSA["bootstrap"],
-        code=code_fingerprint("rsa", "store.py", "features"),
+        code=code_fingerprint("rsa"),
     log:
-        f"{R}/logs/rsa/fmri.log",
+        L.log("rsa", "fmri"),
     benchmark:
-        f"{R}/benchmarks/rsa/fmri.tsv"
+        L.benchmark("rsa", "fmri")
     threads: 2
     resources:
         mem_mb=16000,
@@ -51,10 +53,10 @@ rule rsa_fmri:
 
 rule rsa_eeg:
     input:
-        features=lambda wc: expand(f"{R}/features/things_eeg2/{{m}}.zarr", m=rsa_models()),
-        stores=expand(f"{R}/stores/things_eeg2/sub-{{s}}.zarr", s=EEG_SUBJECTS),
+        features=lambda wc: [L.feature_cache("things_eeg2", m) for m in rsa_models()],
+        stores=[store_path("things_eeg2", s) for s in EEG_SUBJECTS],
     output:
-        directory(f"{R}/rsa/eeg"),
+        directory(L.rsa("eeg")),
     params:
         names=" ".join(rsa_models()),
         seed=SEED,
@@ -62,11 +64,11 @@ rule rsa_eeg:
         comparison=RSA["comparison"],
         bootstrap=RSA["bootstrap"],
         permutations=RSA["permutations"],
-        code=code_fingerprint("rsa", "store.py", "features"),
+        code=code_fingerprint("rsa"),
     log:
-        f"{R}/logs/rsa/eeg.log",
+        L.log("rsa", "eeg"),
     benchmark:
-        f"{R}/benchmarks/rsa/eeg.tsv"
+        L.benchmark("rsa", "eeg")
     threads: 2
     resources:
         mem_mb=16000,

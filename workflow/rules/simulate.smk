@@ -3,16 +3,16 @@
 
 rule simulate:
     output:
-        directory(f"{R}/simulated"),
+        directory(L.simulated()),
     params:
         preset=config["simulate"]["preset"],
         seed=SEED,
         sizes=simulated_subjects,
         code=code_fingerprint("simulate"),
     log:
-        f"{R}/logs/simulate.log",
+        L.log("simulate"),
     benchmark:
-        f"{R}/benchmarks/simulate.tsv"
+        L.benchmark("simulate")
     threads: 1
     resources:
         mem_mb=4000,

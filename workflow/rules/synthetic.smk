@@ -1,25 +1,26 @@
 # Synthetic fMRI for unseen images (Delavari, Sigal & Oruc 2025): encoder + new images -> synthetic store,
 # then its evaluations against real repetitions and real responses of unseen images / categories.
 
+
 rule features_unseen:
     """Features of images never shown in the scanner, reduced with the PCA fitted on the encoder's training images."""
     input:
-        root=dataset_root("bold5000"),
-        pca_from=f"{R}/features/{SYN['dataset']}/{{model}}.zarr",
+        root=dataset_root(SYN["dataset"]),
+        pca_from=L.feature_cache(SYN["dataset"], "{model}"),
     output:
-        directory(f"{R}/features/unseen/{{model}}.zarr"),
+        directory(L.feature_cache("unseen", "{model}")),
     params:
         run=FEAT_RUN,
-        folder=SYN.get("unseen_images") or f"{R}/simulated/unseen_images",
+        folder=SYN.get("unseen_images") or L.simulated_unseen_images(),
         options=lambda wc, input: f"--reduce pca --pca-from {input.pca_from}"
         if FEAT["models"][wc.model].get("reduce") == "pca"
         else f"--reduce {FEAT['models'][wc.model].get('reduce', 'pool')}",
         weights=lambda wc: FEAT["models"][wc.model]["weights"],
         layers=lambda wc: " ".join(FEAT["models"][wc.model]["layers"]),
         seed=SEED,
-        code=code_fingerprint("features", "models", "stimuli.py"),
+        code=code_fingerprint("features"),
     log:
-        f"{R}/logs/features/unseen_{{model}}.log",
+        L.log("features", "unseen_{model}"),
     threads: 2
     resources:
         mem_mb=8000,
@@ -36,38 +37,39 @@ rule features_unseen:
 rule synthesize:
     """Synthetic responses to the real images (for the comparison with real repetitions) and to unseen images."""
     input:
-        encoder=f"{R}/encoding/{SYN['dataset']}/{{sub}}/{ENC['model']}/{{split}}",
-        features=[f"{R}/features/{SYN['dataset']}/{ENC['model']}.zarr", f"{R}/features/unseen/{ENC['model']}.zarr"],
+        encoder=L.encoder(SYN["dataset"], "{sub}", ENC["model"], "{split}"),
+        features=[L.feature_cache(SYN["dataset"], ENC["model"]), L.feature_cache("unseen", ENC["model"])],
     output:
-        directory(f"{R}/synthetic/{SYN['dataset']}/{{sub}}/{{split}}/synthetic.zarr"),
+        directory(L.synthetic_store(SYN["dataset"], "{sub}", "{split}")),
     params:
-        code=code_fingerprint("synthetic", "encoding", "store.py"),
+        code=code_fingerprint("synthesize"),
     log:
-        f"{R}/logs/synthetic/{{sub}}_{{split}}_synthesize.log",
+        L.log("synthetic", "{sub}_{split}_synthesize"),
     resources:
         mem_mb=8000,
         runtime=60,
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "brainalign synthesize --encoder {input.encoder} --features {input.features} --out {output} > {log} 2>&1"
+        "brainalign synthesize generate --encoder {input.encoder} --features {input.features} --out {output} "
+        "> {log} 2>&1"
 
 
 rule synthetic_evaluate:
     input:
-        encoder=f"{R}/encoding/{SYN['dataset']}/{{sub}}/{ENC['model']}/{{split}}",
-        store=lambda wc: store_path(SYN["dataset"], wc.sub),
-        synthetic=f"{R}/synthetic/{SYN['dataset']}/{{sub}}/{{split}}/synthetic.zarr",
-        categories=category_table(),
+        encoder=L.encoder(SYN["dataset"], "{sub}", ENC["model"], "{split}"),
+        store=lambda wc: L.store(SYN["dataset"], wc.sub),
+        synthetic=L.synthetic_store(SYN["dataset"], "{sub}", "{split}"),
+        categories=L.category_table(),
     output:
-        directory(f"{R}/synthetic/{SYN['dataset']}/{{sub}}/{{split}}/evaluation"),
+        directory(L.synthetic_evaluation(SYN["dataset"], "{sub}", "{split}")),
     params:
         n_per_class=" ".join(map(str, SYN["samples_per_class"])),
         permutations=SYN["permutations"],
         seed=SEED,
-        code=code_fingerprint("synthetic", "encoding", "store.py"),
+        code=code_fingerprint("synthesize"),
     log:
-        f"{R}/logs/synthetic/{{sub}}_{{split}}_evaluate.log",
+        L.log("synthetic", "{sub}_{split}_evaluate"),
     threads: 2
     resources:
         mem_mb=8000,
@@ -75,6 +77,6 @@ rule synthetic_evaluate:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "brainalign synthesize --evaluate --encoder {input.encoder} --store {input.store} "
+        "brainalign synthesize evaluate --encoder {input.encoder} --store {input.store} "
         "--synthetic {input.synthetic} --categories {input.categories} --n-per-class {params.n_per_class} "
         "--permutations {params.permutations} --seed {params.seed} --out {output} > {log} 2>&1"

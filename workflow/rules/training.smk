@@ -1,42 +1,42 @@
 # Brain-aligned training: ReAlnet-fMRI (one model per subject) and its controls, all from one initial backbone;
 # NeuroFusionNet (one model over several subjects, scored on a held-out subject).
 
+
 rule initial_backbone:
     output:
-        f"{R}/training/realnet/initial_backbone.pt",
+        L.initial_backbone(),
     params:
         preset=TRAIN["preset"],
-        code=code_fingerprint("training", "models"),
+        code=code_fingerprint("train"),
     log:
-        f"{R}/logs/training/initial_backbone.log",
+        L.log("training", "initial_backbone"),
     resources:
         mem_mb=4000,
         runtime=10,
     conda:
         "../../envs/torch.yaml"
     shell:
-        "python -c 'import sys; from brainalign.training.backbones import export_initial_backbone; "
-        "export_initial_backbone(sys.argv[1], sys.argv[2])' {output} {params.preset} > {log} 2>&1"
+        "brainalign train initial-backbone --config {params.preset} --out {output} > {log} 2>&1"
 
 
 rule train:
     input:
         root=dataset_root("nsd"),
-        store=f"{R}/stores/nsd/subj{{subject}}.zarr",
-        initial=f"{R}/training/realnet/initial_backbone.pt",
+        store=store_path("nsd", "{subject}"),
+        initial=L.initial_backbone(),
     output:
-        directory(f"{R}/training/realnet/subj{{subject}}/{{variant}}"),
+        directory(L.realnet_run(subject_folder("nsd", "{subject}"), "{variant}")),
     params:
         stimuli=f"nsd:{NSD['root']}",
         preset=TRAIN["preset"],
         beta="" if TRAIN["beta"] is None else f"--beta {TRAIN['beta']}",
         control=lambda wc: TRAIN_CONTROL[wc.variant],
         launch=train_launcher(TRAIN["gpus"]),
-        code=code_fingerprint("training", "models", "stimuli.py", "store.py"),
+        code=code_fingerprint("train"),
     log:
-        f"{R}/logs/training/realnet_subj{{subject}}_{{variant}}.log",
+        L.log("training", "realnet_subj{subject}_{variant}"),
     benchmark:
-        f"{R}/benchmarks/training/realnet_subj{{subject}}_{{variant}}.tsv"
+        L.benchmark("training", "realnet_subj{subject}_{variant}")
     threads: 2
     resources:
         mem_mb=16000,
@@ -52,20 +52,20 @@ rule train:
 rule train_neurofusion:
     input:
         root=dataset_root("nsd"),
-        stores=[store_path("nsd", f"subj{s}") for s in NF_SUBJECTS],
-        heldout=[store_path("nsd", f"subj{NF_HELDOUT}")] if NF_HELDOUT else [],
+        stores=[store_path("nsd", s) for s in NF_SUBJECTS],
+        heldout=[store_path("nsd", NF_HELDOUT)] if NF_HELDOUT else [],
     output:
-        directory(f"{R}/training/neurofusion"),
+        directory(L.neurofusion_run()),
     params:
         stimuli=f"nsd:{NSD['root']}",
         preset=NEUROFUSION.get("preset", "small"),
         stores=lambda wc, input: " ".join(f"--store {s}" for s in input.stores),
         launch=train_launcher(TRAIN["gpus"]),
-        code=code_fingerprint("training", "models", "stimuli.py", "store.py"),
+        code=code_fingerprint("train"),
     log:
-        f"{R}/logs/training/neurofusion.log",
+        L.log("training", "neurofusion"),
     benchmark:
-        f"{R}/benchmarks/training/neurofusion.tsv"
+        L.benchmark("training", "neurofusion")
     threads: 2
     resources:
         mem_mb=16000,
@@ -83,9 +83,9 @@ rule features_trained:
     input:
         root=lambda wc: dataset_root(wc.stimset),
         run=lambda wc: trained_run(wc.trained),
-        lists=lambda wc: [f"{R}/features/{wc.stimset}/stimuli.txt"] if wc.stimset in STIMSET_ROOTS else [],
+        lists=lambda wc: [L.stimulus_list(wc.stimset)] if wc.stimset in STIMSET_ROOTS else [],
     output:
-        directory(f"{R}/features/{{stimset}}/{{trained}}.zarr"),
+        directory(L.feature_cache("{stimset}", "{trained}")),
     wildcard_constraints:
         trained=r"cornet_s-initial|realnet-subj[0-9]+-(aligned|beta0|shuffled)|neurofusion-backbone",
         stimset="nsd|things_eeg2",
@@ -94,9 +94,11 @@ rule features_trained:
         spec=lambda wc: STIMULUS_SPECS[wc.stimset],
         ids=lambda wc, input: f"--ids {input.lists[0]}" if input.lists else "",
         checkpoint=lambda wc: trained_checkpoint(wc.trained),
-        code=code_fingerprint("features", "models", "stimuli.py"),
+        layers=" ".join(TRAIN["feature_layers"]),
+        reduce=TRAIN["feature_reduce"],
+        code=code_fingerprint("features"),
     log:
-        f"{R}/logs/features/{{stimset}}_{{trained}}.log",
+        L.log("features", "{stimset}_{trained}"),
     threads: 2
     resources:
         mem_mb=8000,
@@ -106,4 +108,4 @@ rule features_trained:
         "../../envs/torch.yaml"
     shell:
         "brainalign features --stimuli {params.spec} {params.ids} --model {params.checkpoint} "
-        "--layers V1 V2 V4 IT avgpool --reduce pool {params.run} --out {output} --no-progress > {log} 2>&1"
+        "--layers {params.layers} --reduce {params.reduce} {params.run} --out {output} --no-progress > {log} 2>&1"

@@ -31,16 +31,18 @@ concatenated features.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import logging
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from .ridge import (_DTYPES, DEFAULT_ALPHAS, RidgeFit, _apply_standardize, _cv_torch, _refit_torch,
-                    _resolve_device, kfold_splits, standardize_stats)
+from .._io import progress as progress_bar
+from .ridge import (DEFAULT_ALPHAS, RidgeFit, RidgeProblem, SklearnRidgeSolver, TorchEigenSolver, fold_mean_mse,
+                    fraction_alpha_on_grid_edge, himalaya_backend, nearest_on_log_grid, prepare_ridge_problem,
+                    solver_for)
 
 log = logging.getLogger(__name__)
 
@@ -170,22 +172,17 @@ class BandedRidgeFit(RidgeFit):
         ndarray (n_bands, n_samples, n_voxels)
         """
         X = np.asarray(X)
-        dt = np.float64 if self.coef.dtype == np.float64 else np.float32
-        out = np.empty((len(self.bands), X.shape[0], self.coef.shape[1]), dtype=dt)
-        for s in range(0, X.shape[0], batch):
-            Z = ((X[s : s + batch] - self.x_mean) / self.x_scale).astype(dt)
+        out = np.empty((len(self.bands), X.shape[0], self.coef.shape[1]), dtype=self._predict_dtype)
+        for rows, Z in self._standardized_batches(X, batch):
             for b, sl in enumerate(self.band_slices):
-                out[b, s : s + batch] = (Z[:, sl] @ self.coef[sl]) * self.y_scale
+                out[b, rows] = (Z[:, sl] @ self.coef[sl]) * self.y_scale
         return out
 
     def subset(self, voxels) -> "BandedRidgeFit":
+        """The same model restricted to some voxels (index or bool mask)."""
         v = np.asarray(voxels)
-        return BandedRidgeFit(
-            coef=self.coef[:, v], alpha=self.alpha[v], alphas=self.alphas, cv_mse=self.cv_mse[:, v],
-            cv_r2=self.cv_r2[v], x_mean=self.x_mean, x_scale=self.x_scale, y_mean=self.y_mean[v],
-            y_scale=self.y_scale[v], info=dict(self.info), bands=list(self.bands), band_sizes=list(self.band_sizes),
-            band_weights=self.band_weights[v], candidates=self.candidates, candidate=self.candidate[v],
-        )
+        return dataclasses.replace(super().subset(v), bands=list(self.bands), band_sizes=list(self.band_sizes),
+                                   band_weights=self.band_weights[v], candidate=self.candidate[v])
 
 
 def band_shares(fit: BandedRidgeFit, X) -> np.ndarray:
@@ -238,62 +235,83 @@ def r2_split(y_true, y_pred_split) -> np.ndarray:
     return out
 
 
-def _sklearn_cv(Z, Ys, alphas, splits, fold_centering):
-    from sklearn.linear_model import Ridge
-
-    cv = np.zeros((len(alphas), Ys.shape[1]))
-    base = np.zeros(Ys.shape[1])
-    for tr, va in splits:
-        mu = Ys[tr].mean(0) if fold_centering else 0.0
-        base += ((Ys[va] - mu) ** 2).mean(0) / len(splits)
-        for i, a in enumerate(alphas):
-            m = Ridge(alpha=float(a), fit_intercept=fold_centering).fit(Z[tr], Ys[tr])
-            cv[i] += ((m.predict(Z[va]) - Ys[va]) ** 2).mean(0) / len(splits)
-    return cv, base
+def _scaled_columns(gamma, col_band):
+    """Columns of the bands a candidate keeps (γ_b > 0) and their factors ``√γ_b``."""
+    g = gamma[col_band]
+    cols = np.flatnonzero(g > 0)
+    return cols, np.sqrt(g[cols])
 
 
-def _sklearn_refit(Z, Ys, alpha):
-    from sklearn.linear_model import Ridge
+def _fit_by_candidate_search(solver_class, problem: RidgeProblem, cands, sizes, *, progress, **options) -> dict:
+    """Torch or sklearn: one CV over the α grid per candidate γ, each voxel's best (γ, α), one refit per
+    candidate some voxel chose (see the module docstring)."""
+    solver = solver_class(problem, **options)
+    col_band = np.repeat(np.arange(len(sizes)), sizes)
+    t = problem.n_voxels
+    voxel_index = np.arange(t)
+    cv_best = np.empty((len(cands), t))
+    best_alpha_idx = np.empty((len(cands), t), dtype=int)
+    base_mse = None
+    for c, gamma in enumerate(progress(cands, desc="banded ridge candidates", leave=False)):
+        cv, base = solver.cv(*_scaled_columns(gamma, col_band))
+        base_mse = base if base_mse is None else base_mse  # the same for every candidate
+        best_alpha_idx[c] = np.argmin(cv, axis=0)  # first minimum -> smallest alpha on ties
+        cv_best[c] = cv[best_alpha_idx[c], voxel_index]
+    cand = np.argmin(cv_best, axis=0)  # first minimum -> earlier candidate on ties
+    alpha = problem.alphas[best_alpha_idx[cand, voxel_index]]
+    coef = np.zeros((problem.X.shape[1], t), dtype=solver.coef_dtype)
+    chosen = np.unique(cand)
+    for c in chosen:
+        vox = np.flatnonzero(cand == c)
+        cols, scale = _scaled_columns(cands[c], col_band)
+        C = solver.refit(alpha[vox], vox, cols, scale)
+        coef[np.ix_(cols, vox)] = C * scale[:, None].astype(C.dtype)  # back to the unscaled features
+    return dict(coef=coef, alpha=alpha, candidate=cand, cv_mse=cv_best, base_mse=base_mse,
+                info={**solver.info(), "n_refits": int(len(chosen))})
 
-    coef = np.empty((Z.shape[1], Ys.shape[1]))
-    for a in np.unique(alpha):
-        sel = alpha == a
-        coef[:, sel] = Ridge(alpha=float(a)).fit(Z, Ys[:, sel]).coef_.reshape(-1, Z.shape[1]).T
-    return coef
 
-
-def _fit_banded_himalaya(Xs, Ys, alphas, splits, cands, sizes, *, device, dtype, fold_centering, voxel_batch):
-    from himalaya.backend import get_backend, set_backend
+def _fit_himalaya(problem: RidgeProblem, cands, sizes, *, device, fold_centering, voxel_batch, **_) -> dict:
+    """``himalaya.ridge.BandedRidgeCV`` with ``n_iter`` = the candidates, the same folds and α grid."""
     from himalaya.ridge import BandedRidgeCV
 
-    dev = _resolve_device(device)
-    previous = get_backend().name
-    set_backend("torch_cuda" if dev.type == "cuda" else "torch", on_error="raise")
-    try:
-        groups = np.repeat(np.arange(len(sizes)), sizes)
-        # himalaya rescales X back by dividing by sqrt(γ) after each candidate: exact zeros would give NaN
-        hc = np.maximum(cands, 1e-12)
-        hc = hc / hc.sum(1, keepdims=True)
-        params = dict(n_iter=hc, alphas=np.asarray(alphas), progress_bar=False, warn=False)
-        if voxel_batch:
-            params.update(n_targets_batch=int(voxel_batch), n_targets_batch_refit=int(voxel_batch))
-        model = BandedRidgeCV(groups=groups, solver_params=params, fit_intercept=fold_centering, cv=list(splits))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            model.fit(Xs, Ys)
-        be = get_backend()
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    # himalaya rescales X back by dividing by sqrt(γ) after each candidate: exact zeros would give NaN
+    hc = np.maximum(cands, 1e-12)
+    hc = hc / hc.sum(1, keepdims=True)
+    params = dict(n_iter=hc, alphas=problem.alphas, progress_bar=False, warn=False)
+    if voxel_batch:
+        params.update(n_targets_batch=int(voxel_batch), n_targets_batch_refit=int(voxel_batch))
+    with himalaya_backend(device) as be:
+        model = BandedRidgeCV(groups=groups, solver_params=params, fit_intercept=fold_centering,
+                              cv=list(problem.splits))
+        model.fit(problem.X, problem.Y)
         deltas = np.asarray(be.to_numpy(model.deltas_), dtype=np.float64)  # (B, t) = log(γ / α)
-        coef = np.asarray(be.to_numpy(model.coef_), dtype=Xs.dtype)
+        coef = np.asarray(be.to_numpy(model.coef_), dtype=problem.X.dtype)
         scores = np.asarray(be.to_numpy(model.cv_scores_), dtype=np.float64)  # (n_cand, t) neg MSE at best α
-    finally:
-        set_backend(previous)
     ratio = np.exp(deltas).T  # γ / α, (t, B)
     alpha = 1.0 / ratio.sum(1)
     gam = ratio * alpha[:, None]
     # snap to the candidate set and the grid (himalaya returns exp(log(.)))
     cand = np.argmin(((gam[:, None, :] - hc[None]) ** 2).sum(2), axis=1)
-    alpha = np.asarray(alphas)[np.abs(np.log(alpha)[:, None] - np.log(alphas)[None, :]).argmin(1)]
-    return dict(coef=coef, alpha=alpha, candidate=cand, cv_mse=-scores, info={"backend": "himalaya"})
+    alpha = problem.alphas[nearest_on_log_grid(alpha, problem.alphas)]
+    return dict(coef=coef, alpha=alpha, candidate=cand, cv_mse=-scores,
+                base_mse=fold_mean_mse(problem.Y, problem.splits, fold_centering), info={})
+
+
+#: backend name -> fit(problem, candidates, band_sizes, *, device, fold_centering, max_batch_bytes, voxel_batch,
+#: progress) -> dict
+SOLVERS = {
+    "torch": functools.partial(_fit_by_candidate_search, TorchEigenSolver),
+    "himalaya": _fit_himalaya,
+    "sklearn": functools.partial(_fit_by_candidate_search, SklearnRidgeSolver),
+}
+
+
+def _check_candidates(candidates, n_bands: int) -> np.ndarray:
+    cands = np.asarray(candidates, dtype=np.float64)
+    if cands.ndim != 2 or cands.shape[1] != n_bands or (cands < 0).any() or (cands.sum(1) <= 0).any():
+        raise ValueError(f"candidates must be (n, {n_bands}) non-negative with positive row sums")
+    return cands / cands.sum(1, keepdims=True)
 
 
 def fit_banded_ridge(
@@ -338,17 +356,14 @@ def fit_banded_ridge(
         Explicit band weights (rows are normalised to sum 1); overrides ``search``.
     seed : int
         Seed of the random candidates.
-    splits, device, dtype, fold_centering, max_batch_bytes, voxel_batch
+    splits, device, dtype, fold_centering, max_batch_bytes, voxel_batch, progress
         As in :func:`brainalign.encoding.fit_voxelwise_ridge`.
 
     Returns
     -------
     BandedRidgeFit
     """
-    if progress is None:
-        from .._io import progress as _progress
-
-        progress = _progress
+    fit = solver_for(SOLVERS, backend)
     if isinstance(bands, dict):
         names = list(bands) if names is None else list(names)
         bands = list(bands.values())
@@ -357,108 +372,30 @@ def fit_banded_ridge(
     if not bands or len(names) != len(bands):
         raise ValueError("need at least one band and one name per band")
     Y_train = np.asarray(Y_train)
-    n = Y_train.shape[0]
-    if Y_train.ndim != 2 or any(b.ndim != 2 or b.shape[0] != n for b in bands):
+    if Y_train.ndim != 2 or any(b.ndim != 2 or b.shape[0] != Y_train.shape[0] for b in bands):
         raise ValueError(f"bands {[b.shape for b in bands]} and Y {Y_train.shape} must be 2-D with the same rows")
-    if not (all(np.isfinite(b).all() for b in bands) and np.isfinite(Y_train).all()):
-        raise ValueError("bands and Y_train must be finite")
-    alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())
-    if alphas.size == 0 or (alphas <= 0).any():
-        raise ValueError("alphas must be a non-empty list of positive numbers")
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}")
-    B = len(bands)
     if candidates is None:
-        cands = band_candidates(B, search, seed)
+        cands = band_candidates(len(bands), search, seed)
     else:
-        cands = np.asarray(candidates, dtype=np.float64)
-        if cands.ndim != 2 or cands.shape[1] != B or (cands < 0).any() or (cands.sum(1) <= 0).any():
-            raise ValueError(f"candidates must be (n, {B}) non-negative with positive row sums")
-        cands = cands / cands.sum(1, keepdims=True)
-    if splits is None:
-        splits = kfold_splits(n, n_folds)
-    splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splits]
-
+        cands = _check_candidates(candidates, len(bands))
     sizes = [b.shape[1] for b in bands]
-    X = np.concatenate(bands, axis=1)
-    npdt = np.float32 if dtype == "float32" else np.float64
-    x_mean, x_scale = standardize_stats(X)
-    y_mean, y_scale = standardize_stats(Y_train)
-    Xs = _apply_standardize(X, x_mean, x_scale, npdt)
-    Ys = _apply_standardize(Y_train, y_mean, y_scale, npdt)
-    del X
-    col_band = np.repeat(np.arange(B), sizes)
-    t = Ys.shape[1]
+    # the concatenated raw bands live only until they are standardised
+    problem = prepare_ridge_problem(np.concatenate(bands, axis=1), Y_train, alphas, n_folds, splits, dtype)
+    res = fit(problem, cands, sizes, device=device, fold_centering=fold_centering, max_batch_bytes=max_batch_bytes,
+              voxel_batch=voxel_batch, progress=progress or progress_bar)
+    t = problem.n_voxels
+    cand, alpha = np.asarray(res["candidate"]), np.asarray(res["alpha"], dtype=np.float64)
+    cv_r2 = 1.0 - res["cv_mse"][cand, np.arange(t)] / np.maximum(res["base_mse"], 1e-30)
     info = {"backend": backend, "n_candidates": len(cands), "search": search if candidates is None else "explicit",
-            "n_folds": len(splits), "bands": names}
-
-    if backend == "himalaya":
-        res = _fit_banded_himalaya(Xs, Ys, alphas, splits, cands, sizes, device=device, dtype=dtype,
-                                   fold_centering=fold_centering, voxel_batch=voxel_batch)
-        coef, alpha, cand, cv_best = res["coef"], res["alpha"], res["candidate"], res["cv_mse"]
-        base = np.zeros(t)
-        for tr, va in splits:
-            mu = Ys[tr].mean(0, dtype=np.float64) if fold_centering else 0.0
-            base += ((Ys[va] - mu) ** 2).mean(0) / len(splits)
-    elif backend in ("torch", "sklearn"):
-        if backend == "torch":
-            dev = _resolve_device(device)
-            tdt = _DTYPES[dtype]
-            X64 = torch.as_tensor(Xs, device=dev).to(torch.float64)
-            alphas_t = torch.as_tensor(alphas, dtype=torch.float64, device=dev)
-            info.update(device=str(dev), dtype=dtype)
-            flops = 0.0
-        cv_best = np.empty((len(cands), t))
-        best_alpha_idx = np.empty((len(cands), t), dtype=int)
-        base = None
-        for c, gamma in enumerate(progress(cands, desc="banded ridge candidates", leave=False)):
-            cols = np.flatnonzero(gamma[col_band] > 0)
-            scale = np.sqrt(gamma[col_band][cols])
-            if backend == "torch":
-                Z = X64[:, torch.as_tensor(cols, device=dev)] * torch.as_tensor(scale, device=dev)[None, :]
-                cv, b0, fl, mode = _cv_torch(Z, Ys, alphas_t, splits, dev=dev, tdt=tdt, fold_centering=fold_centering,
-                                             max_batch_bytes=max_batch_bytes, voxel_batch=voxel_batch,
-                                             progress=lambda x, **_: x)
-                cv, b0 = cv.cpu().numpy(), b0.cpu().numpy()
-                flops += fl
-                info["mode"] = mode
-            else:
-                cv, b0 = _sklearn_cv(Xs[:, cols].astype(np.float64) * scale, Ys.astype(np.float64), alphas, splits,
-                                     fold_centering)
-            base = b0 if base is None else base
-            best_alpha_idx[c] = np.argmin(cv, axis=0)  # first minimum -> smallest alpha on ties
-            cv_best[c] = cv[best_alpha_idx[c], np.arange(t)]
-        cand = np.argmin(cv_best, axis=0)  # first minimum -> earlier candidate on ties
-        alpha = alphas[best_alpha_idx[cand, np.arange(t)]]
-        coef = np.zeros((Xs.shape[1], t), dtype=npdt if backend == "torch" else np.float64)
-        for c in np.unique(cand):
-            vox = np.flatnonzero(cand == c)
-            cols = np.flatnonzero(cands[c][col_band] > 0)
-            scale = np.sqrt(cands[c][col_band][cols])
-            if backend == "torch":
-                Z = X64[:, torch.as_tensor(cols, device=dev)] * torch.as_tensor(scale, device=dev)[None, :]
-                C, fl, _ = _refit_torch(Z, Ys[:, vox], torch.as_tensor(alpha[vox], dtype=torch.float64, device=dev),
-                                        dev=dev, tdt=tdt, max_batch_bytes=max_batch_bytes, voxel_batch=voxel_batch)
-                flops += fl
-            else:
-                C = _sklearn_refit(Xs[:, cols].astype(np.float64) * scale, Ys[:, vox].astype(np.float64), alpha[vox])
-            coef[np.ix_(cols, vox)] = C * scale[:, None].astype(C.dtype)
-        if backend == "torch":
-            info["gemm_flops"] = flops
-            info["n_refits"] = int(len(np.unique(cand)))
-    else:
-        raise ValueError(f"unknown backend {backend!r} (torch, himalaya, sklearn)")
-
-    cv_r2 = 1.0 - cv_best[cand, np.arange(t)] / np.maximum(base, 1e-30)
-    edge = np.mean((alpha <= alphas[0]) | (alpha >= alphas[-1])) if len(alphas) > 1 else 0.0
-    info["fraction_alpha_on_grid_edge"] = float(edge)
+            "n_folds": len(problem.splits), "bands": names, **res["info"],
+            "fraction_alpha_on_grid_edge": fraction_alpha_on_grid_edge(alpha, problem.alphas)}
     return BandedRidgeFit(
-        coef=coef, alpha=np.asarray(alpha, dtype=np.float64), alphas=alphas, cv_mse=np.asarray(cv_best),
-        cv_r2=np.asarray(cv_r2, dtype=np.float64), x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale,
-        info=info, bands=names, band_sizes=sizes, band_weights=cands[cand], candidates=cands,
-        candidate=np.asarray(cand),
+        coef=res["coef"], alpha=alpha, alphas=problem.alphas, cv_mse=np.asarray(res["cv_mse"]),
+        cv_r2=np.asarray(cv_r2, dtype=np.float64), x_mean=problem.x_mean, x_scale=problem.x_scale,
+        y_mean=problem.y_mean, y_scale=problem.y_scale, info=info, bands=names, band_sizes=sizes,
+        band_weights=cands[cand], candidates=cands, candidate=cand,
     )
 
 
-__all__ = ["BandedRidgeFit", "DEFAULT_BAND_SEARCH", "band_candidates", "band_shares", "fit_banded_ridge", "r2_split",
-           "simplex_grid"]
+__all__ = ["BandedRidgeFit", "DEFAULT_BAND_SEARCH", "SOLVERS", "band_candidates", "band_shares", "fit_banded_ridge",
+           "r2_split", "simplex_grid"]

@@ -37,12 +37,13 @@ import pandas as pd
 
 from .._io import atomic_output, file_fingerprint
 from ..errors import InputError
+from ..stimuli import read_ids_file
 from . import scoring
 from .banded import DEFAULT_BAND_SEARCH, band_candidates, band_shares, fit_banded_ridge, r2_split
+from .figures import plot_score_vs_layer
 from .model import VoxelwiseEncoder, fit_layers, select_layers
 from .ridge import DEFAULT_ALPHAS
-from .splits import (Split, read_category_table, read_id_list, restrict, split_ids, split_shared,
-                     split_unseen_categories)
+from .splits import Split, read_category_table, restrict, split_ids, split_shared, split_unseen_categories
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +62,10 @@ def build_split(kind: str, trials: pd.DataFrame, *, categories=None, test_catego
     if kind == "ids":
         if train_ids is None or test_ids is None:
             raise InputError("--train-ids/--test-ids", "split 'ids' needs both id lists")
-        tr = read_id_list(train_ids) if isinstance(train_ids, (str, Path)) else train_ids
-        te = read_id_list(test_ids) if isinstance(test_ids, (str, Path)) else test_ids
+        tr = read_ids_file(train_ids) if isinstance(train_ids, (str, Path)) else train_ids
+        te = read_ids_file(test_ids) if isinstance(test_ids, (str, Path)) else test_ids
         return split_ids(tr, te)
     raise InputError("--split", f"unknown split {kind!r}")
-
-
-def load_test_repetitions(store, test_native, voxels):
-    """Single-trial responses of test stimuli grouped by repetition.
-
-    Returns
-    -------
-    reps : float32 (n_test, max_reps, n_vox) NaN-padded; n_reps : int (n_test,)
-    """
-    stim = store.trials["stimulus"].to_numpy()
-    want = pd.Index(test_native)
-    rows = np.flatnonzero(want.get_indexer(stim) >= 0)
-    betas = np.asarray(store.betas.get_orthogonal_selection((rows, voxels)), dtype=np.float32)
-    _, reps, n_reps = scoring.stack_repetitions(stim[rows], betas, order=[str(s) for s in test_native])
-    return reps, n_reps
 
 
 def noise_ceiling(store, voxels, reps, n_reps, method="auto"):
@@ -158,7 +144,7 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
     log.info("encode: %d train / %d test stimuli, %d voxels, layers %s", len(train_native), len(test_native),
              voxels.size, layers)
     _, Y_train, _ = store.mean_by_stimulus(train_native, voxels=voxels)
-    reps, n_reps = load_test_repetitions(store, test_native, voxels)
+    _, reps, n_reps = store.repetitions_by_stimulus(test_native, voxels=voxels)
     with np.errstate(invalid="ignore"):
         Y_test = np.nanmean(reps, axis=1)
     nc, nc_used = noise_ceiling(store, voxels, reps, n_reps, nc_method)
@@ -374,26 +360,3 @@ def _write_maps(store, voxels, voxel_table, layers, nc, folder: Path):
         v = voxel_table[voxel_table["layer"] == name]
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
         nib.save(store.to_nifti(full(v["r"].to_numpy()), fill_value=np.nan), folder / f"layer-{safe}_r.nii.gz")
-
-
-def plot_score_vs_layer(roi_table: pd.DataFrame, layers, path: Path, metric: str = "mean_score"):
-    """Line plot of an ROI summary metric against layer order, one line per ROI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    t = roi_table[roi_table["layer"].isin(layers)]
-    for roi, g in t.groupby("roi", sort=False):
-        g = g.set_index("layer").reindex(layers)
-        ax.plot(range(len(layers)), g[metric].to_numpy(), marker="o", label=roi)
-    ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels(layers, rotation=30, ha="right")
-    ax.set_ylabel({"mean_score": "mean noise-ceiling-normalised score", "mean_r": "mean test r"}.get(metric, metric))
-    ax.set_xlabel("layer")
-    ax.legend(fontsize="small", ncol=2 if t["roi"].nunique() > 8 else 1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -18,6 +18,12 @@ requested ``dtype`` (float32 by default). Works on CPU or CUDA (``device``).
 ``backend="sklearn"`` is a brute-force per-alpha/per-fold loop over ``sklearn.linear_model.Ridge``
 (small problems and tests only).
 
+Dispatch: :func:`prepare_ridge_problem` checks and standardises the inputs once (a :class:`RidgeProblem`),
+then :data:`SOLVERS` maps the backend name to one fit function. The torch and sklearn backends are solver
+objects (:class:`TorchEigenSolver`, :class:`SklearnRidgeSolver`) with the same two operations, ``cv`` over the
+alpha grid and ``refit`` with per-voxel alphas, on all features or a scaled column subset; banded ridge
+(:mod:`brainalign.encoding.banded`) runs the same objects once per band-weight candidate.
+
 Conventions shared by all backends: X and Y are standardised (z-scored, population std) with the
 statistics of the training samples passed in; inside CV each training fold is re-centred with its own
 means (an intercept, as in ``Ridge(fit_intercept=True)`` and himalaya ``fit_intercept=True``); the CV score
@@ -27,11 +33,18 @@ smallest alpha.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+
+from .._io import progress as progress_bar
+from ..devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -117,20 +130,27 @@ class RidgeFit:
         ndarray (n_samples, n_voxels), float32 (float64 if the model was fitted in float64)
         """
         X = np.asarray(X)
-        dt = np.float64 if self.coef.dtype == np.float64 else np.float32
-        out = np.empty((X.shape[0], self.coef.shape[1]), dtype=dt)
-        for s in range(0, X.shape[0], batch):
-            Z = ((X[s : s + batch] - self.x_mean) / self.x_scale).astype(dt)
-            out[s : s + batch] = (Z @ self.coef) * self.y_scale + self.y_mean
+        out = np.empty((X.shape[0], self.coef.shape[1]), dtype=self._predict_dtype)
+        for rows, Z in self._standardized_batches(X, batch):
+            out[rows] = (Z @ self.coef) * self.y_scale + self.y_mean
         return out
+
+    @property
+    def _predict_dtype(self):
+        return np.float64 if self.coef.dtype == np.float64 else np.float32
+
+    def _standardized_batches(self, X, batch: int):
+        """``(rows, Z)`` per batch of samples: a slice and the z-scored features (n_batch, n_features)."""
+        for start in range(0, X.shape[0], batch):
+            rows = slice(start, start + batch)
+            yield rows, ((X[rows] - self.x_mean) / self.x_scale).astype(self._predict_dtype)
 
     def subset(self, voxels) -> "RidgeFit":
         """The same model restricted to some voxels (index or bool mask)."""
         v = np.asarray(voxels)
-        return RidgeFit(
-            coef=self.coef[:, v], alpha=self.alpha[v], alphas=self.alphas, cv_mse=self.cv_mse[:, v],
-            cv_r2=self.cv_r2[v], x_mean=self.x_mean, x_scale=self.x_scale, y_mean=self.y_mean[v],
-            y_scale=self.y_scale[v], info=dict(self.info),
+        return dataclasses.replace(
+            self, coef=self.coef[:, v], alpha=self.alpha[v], cv_mse=self.cv_mse[:, v], cv_r2=self.cv_r2[v],
+            y_mean=self.y_mean[v], y_scale=self.y_scale[v], info=dict(self.info),
         )
 
 
@@ -148,10 +168,112 @@ def kfold_splits(n_samples: int, n_folds: int = 5):
     return [(tr, va) for tr, va in KFold(n_folds).split(np.zeros(n_samples))]
 
 
-def _resolve_device(device):
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+@dataclass
+class RidgeProblem:
+    """Training data as every solver receives it: checked, z-scored, with the CV folds and the alpha grid.
+
+    Attributes
+    ----------
+    X : ndarray (n_samples, n_features), float32 or float64 (``dtype``)
+        Features z-scored with their own statistics (population std; constant columns scaled by 1).
+    Y : ndarray (n_samples, n_voxels), same dtype
+        Responses z-scored per voxel likewise.
+    alphas : ndarray (n_alphas,) float64
+        The penalty grid, sorted ascending.
+    splits : list of (train_idx, val_idx) int arrays
+    dtype : {"float32", "float64"}
+        Precision of the bulk GEMMs.
+    x_mean, x_scale : ndarray (n_features,) float64
+    y_mean, y_scale : ndarray (n_voxels,) float64
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    alphas: np.ndarray
+    splits: list
+    dtype: str
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: np.ndarray
+    y_scale: np.ndarray
+
+    @property
+    def n_voxels(self) -> int:
+        return self.Y.shape[1]
+
+
+def prepare_ridge_problem(X_train, Y_train, alphas=DEFAULT_ALPHAS, n_folds: int = 5, splits=None,
+                          dtype: str = "float32") -> RidgeProblem:
+    """Check the inputs of a ridge fit and standardise them (shared by plain and banded ridge).
+
+    Parameters
+    ----------
+    X_train : ndarray (n_samples, n_features)
+    Y_train : ndarray (n_samples, n_voxels)
+    alphas : array-like (n_alphas,)
+        Positive penalties.
+    n_folds : int
+        K of the contiguous K-fold split, unless ``splits``.
+    splits : list of (train_idx, val_idx), optional
+    dtype : {"float32", "float64"}
+
+    Returns
+    -------
+    RidgeProblem
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, non-finite values, an empty or non-positive grid, an unknown dtype.
+    """
+    X_train = np.asarray(X_train)
+    Y_train = np.asarray(Y_train)
+    if X_train.ndim != 2 or Y_train.ndim != 2 or X_train.shape[0] != Y_train.shape[0]:
+        raise ValueError(f"X {X_train.shape} and Y {Y_train.shape} must be 2-D with the same number of rows")
+    if not (np.isfinite(X_train).all() and np.isfinite(Y_train).all()):
+        raise ValueError("X_train and Y_train must be finite")
+    alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())
+    if alphas.size == 0 or (alphas <= 0).any():
+        raise ValueError("alphas must be a non-empty list of positive numbers")
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}")
+    if splits is None:
+        splits = kfold_splits(X_train.shape[0], n_folds)
+    splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splits]
+    npdt = np.float32 if dtype == "float32" else np.float64
+    x_mean, x_scale = standardize_stats(X_train)
+    y_mean, y_scale = standardize_stats(Y_train)
+    return RidgeProblem(X=_apply_standardize(X_train, x_mean, x_scale, npdt),
+                        Y=_apply_standardize(Y_train, y_mean, y_scale, npdt), alphas=alphas, splits=splits,
+                        dtype=dtype, x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale)
+
+
+def fold_mean_mse(Ys, splits, fold_centering: bool = True) -> np.ndarray:
+    """MSE of predicting each validation fold by its training fold's mean (0 without ``fold_centering``).
+
+    The denominator of the cross-validated R².
+
+    Parameters
+    ----------
+    Ys : ndarray (n_samples, n_voxels)
+    splits : list of (train_idx, val_idx)
+
+    Returns
+    -------
+    ndarray (n_voxels,) float64, mean over folds
+    """
+    base = np.zeros(Ys.shape[1])
+    for tr, va in splits:
+        mu = Ys[tr].mean(0, dtype=np.float64) if fold_centering else 0.0
+        base += ((Ys[va] - mu) ** 2).mean(0)
+    return base / len(splits)
+
+
+def fraction_alpha_on_grid_edge(alpha, alphas) -> float:
+    """Fraction of voxels whose chosen alpha is the smallest or largest of the grid (a grid to widen)."""
+    if len(alphas) < 2:
+        return 0.0
+    return float(np.mean((alpha <= alphas[0]) | (alpha >= alphas[-1])))
 
 
 def _eigh(S):
@@ -291,104 +413,205 @@ def _refit_torch(X64, Ys, alpha, *, dev, tdt, max_batch_bytes, voxel_batch):
     return coef, flops, mode
 
 
-def _fit_torch(Xs, Ys, alphas, splits, *, device, dtype, fold_centering, max_batch_bytes, voxel_batch,
-               progress):
-    dev = _resolve_device(device)
-    tdt = _DTYPES[dtype]
-    alphas_t = torch.as_tensor(alphas, dtype=torch.float64, device=dev)
-    X64 = torch.as_tensor(Xs, device=dev).to(torch.float64)
-    cv_mse, base_mse, flops, mode = _cv_torch(
-        X64, Ys, alphas_t, splits, dev=dev, tdt=tdt, fold_centering=fold_centering,
-        max_batch_bytes=max_batch_bytes, voxel_batch=voxel_batch, progress=progress)
-    best = torch.argmin(cv_mse, dim=0)  # first minimum -> smallest alpha on ties
-    alpha = alphas_t[best]
-    cv_r2 = 1.0 - cv_mse.gather(0, best[None, :])[0] / base_mse.clamp_min(1e-30)
-
-    # refit on all training samples, each voxel with its own alpha
-    coef, refit_flops, mode = _refit_torch(X64, Ys, alpha, dev=dev, tdt=tdt, max_batch_bytes=max_batch_bytes,
-                                           voxel_batch=voxel_batch)
-    return dict(
-        coef=coef, alpha=alpha.cpu().numpy(), cv_mse=cv_mse.cpu().numpy(), cv_r2=cv_r2.cpu().numpy(),
-        info={"backend": "torch", "device": str(dev), "dtype": dtype, "mode": mode,
-              "gemm_flops": flops + refit_flops},
-    )
+def _silent(iterable, **_):
+    return iterable
 
 
-def _fit_himalaya(Xs, Ys, alphas, splits, *, device, dtype, fold_centering, voxel_batch, progress):
+class TorchEigenSolver:
+    """The batched eigen solver (module docstring) bound to one :class:`RidgeProblem`.
+
+    :meth:`cv` and :meth:`refit` work on the standardised features or on a subset of their columns, each
+    multiplied by a factor (banded ridge's ``√γ_b``); the features live on ``device`` in float64 once.
+    """
+
+    name = "torch"
+
+    def __init__(self, problem: RidgeProblem, *, device="cpu", fold_centering: bool = True,
+                 max_batch_bytes: int = 512 * 2**20, voxel_batch: int | None = None, **_):
+        self.problem = problem
+        self.dev = resolve_device(device)
+        self.tdt = _DTYPES[problem.dtype]
+        self.coef_dtype = np.float32 if self.tdt == torch.float32 else np.float64
+        self.fold_centering = fold_centering
+        self.max_batch_bytes = max_batch_bytes
+        self.voxel_batch = voxel_batch
+        self.X64 = torch.as_tensor(problem.X, device=self.dev).to(torch.float64)
+        self.alphas_t = torch.as_tensor(problem.alphas, dtype=torch.float64, device=self.dev)
+        self.flops = 0.0
+        self.mode = "primal"
+
+    def _design(self, cols, scale):
+        if cols is None:
+            return self.X64
+        return self.X64[:, torch.as_tensor(cols, device=self.dev)] * torch.as_tensor(scale, device=self.dev)[None, :]
+
+    def cv(self, cols=None, scale=None, progress=_silent):
+        """Validation MSE of every alpha and voxel, and of the training-fold mean.
+
+        Parameters
+        ----------
+        cols : int ndarray (n_cols,), optional
+            Feature columns to use (default all); ``scale`` (n_cols,) multiplies them.
+
+        Returns
+        -------
+        cv_mse : ndarray (n_alphas, n_voxels) float64;  base_mse : ndarray (n_voxels,) float64
+        """
+        cv_mse, base_mse, flops, self.mode = _cv_torch(
+            self._design(cols, scale), self.problem.Y, self.alphas_t, self.problem.splits, dev=self.dev,
+            tdt=self.tdt, fold_centering=self.fold_centering, max_batch_bytes=self.max_batch_bytes,
+            voxel_batch=self.voxel_batch, progress=progress)
+        self.flops += flops
+        return cv_mse.cpu().numpy(), base_mse.cpu().numpy()
+
+    def refit(self, alpha, voxels=None, cols=None, scale=None) -> np.ndarray:
+        """Coefficients (n_cols, n_voxels_sel) fitted on all samples, each voxel with its own ``alpha``."""
+        Ys = self.problem.Y if voxels is None else self.problem.Y[:, voxels]
+        coef, flops, self.mode = _refit_torch(
+            self._design(cols, scale), Ys, torch.as_tensor(alpha, dtype=torch.float64, device=self.dev),
+            dev=self.dev, tdt=self.tdt, max_batch_bytes=self.max_batch_bytes, voxel_batch=self.voxel_batch)
+        self.flops += flops
+        return coef
+
+    def info(self) -> dict:
+        return {"device": str(self.dev), "dtype": self.problem.dtype, "mode": self.mode, "gemm_flops": self.flops}
+
+
+class SklearnRidgeSolver:
+    """Brute force over ``sklearn.linear_model.Ridge``, one fit per alpha and fold (small problems, tests);
+    the same interface as :class:`TorchEigenSolver`, in float64."""
+
+    name = "sklearn"
+    coef_dtype = np.float64
+
+    def __init__(self, problem: RidgeProblem, *, fold_centering: bool = True, **_):
+        self.problem = problem
+        self.fold_centering = fold_centering
+        self.X = problem.X.astype(np.float64)
+        self.Y = problem.Y.astype(np.float64)
+
+    def _design(self, cols, scale):
+        return self.X if cols is None else self.X[:, cols] * scale
+
+    def cv(self, cols=None, scale=None, progress=_silent):
+        from sklearn.linear_model import Ridge
+
+        Z, Y, splits, alphas = self._design(cols, scale), self.Y, self.problem.splits, self.problem.alphas
+        cv_mse = np.zeros((len(alphas), Y.shape[1]))
+        for tr, va in progress(splits, desc="sklearn folds", leave=False):
+            for i, a in enumerate(alphas):
+                m = Ridge(alpha=float(a), fit_intercept=self.fold_centering).fit(Z[tr], Y[tr])
+                cv_mse[i] += ((m.predict(Z[va]) - Y[va]) ** 2).mean(0)
+        return cv_mse / len(splits), fold_mean_mse(Y, splits, self.fold_centering)
+
+    def refit(self, alpha, voxels=None, cols=None, scale=None) -> np.ndarray:
+        from sklearn.linear_model import Ridge
+
+        Z = self._design(cols, scale)
+        Y = self.Y if voxels is None else self.Y[:, voxels]
+        coef = np.empty((Z.shape[1], Y.shape[1]), dtype=np.float64)
+        for a in np.unique(alpha):
+            sel = alpha == a
+            coef[:, sel] = Ridge(alpha=float(a), fit_intercept=True).fit(Z, Y[:, sel]).coef_.reshape(-1, Z.shape[1]).T
+        return coef
+
+    def info(self) -> dict:
+        return {}
+
+
+@contextlib.contextmanager
+def himalaya_backend(device):
+    """himalaya's torch backend on ``device`` (``torch_cuda`` for a CUDA device) for the duration of the block;
+    himalaya's UserWarnings (e.g. about float64 on GPU) are silenced. Yields the backend module."""
     from himalaya.backend import get_backend, set_backend
-    from himalaya.kernel_ridge import KernelRidgeCV
-    from himalaya.ridge import RidgeCV as HRidgeCV
 
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     previous = get_backend().name
     set_backend("torch_cuda" if dev.type == "cuda" else "torch", on_error="raise")
     try:
-        n, p = Xs.shape
-        npdt = np.float32 if dtype == "float32" else np.float64
-        Xh = Xs.astype(npdt, copy=False)
-        Yh = Ys.astype(npdt, copy=False)
-        params = dict(local_alpha=True)
-        if voxel_batch:
-            params.update(n_targets_batch=int(voxel_batch), n_targets_batch_refit=int(voxel_batch))
-        if n >= p:
-            model = HRidgeCV(alphas=np.asarray(alphas), cv=list(splits), fit_intercept=fold_centering,
-                             solver_params=params)
-        else:
-            model = KernelRidgeCV(alphas=np.asarray(alphas), kernel="linear", cv=list(splits),
-                                  fit_intercept=fold_centering, solver_params=params)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            model.fit(Xh, Yh)
-        be = get_backend()
-        alpha = np.asarray(be.to_numpy(model.best_alphas_), dtype=np.float64)
+            yield get_backend()
+    finally:
+        set_backend(previous)
+
+
+def nearest_on_log_grid(values, grid) -> np.ndarray:
+    """Index of the grid value nearest to each value on a log scale (himalaya returns ``exp(log(alpha))``,
+    not the grid value itself).
+
+    Parameters
+    ----------
+    values : ndarray (n,) positive
+    grid : ndarray (n_grid,) positive
+
+    Returns
+    -------
+    int ndarray (n,)
+    """
+    return np.abs(np.log(values)[:, None] - np.log(np.asarray(grid))[None, :]).argmin(1)
+
+
+def _fit_by_grid_search(solver_class, problem: RidgeProblem, *, progress, **options) -> dict:
+    """Torch or sklearn: CV over the grid, each voxel's best alpha, refit on all samples."""
+    solver = solver_class(problem, **options)
+    cv_mse, base_mse = solver.cv(progress=progress)
+    best = np.argmin(cv_mse, axis=0)  # first minimum -> smallest alpha on ties
+    alpha = problem.alphas[best]
+    cv_r2 = 1.0 - cv_mse[best, np.arange(problem.n_voxels)] / np.maximum(base_mse, 1e-30)
+    coef = solver.refit(alpha)
+    return dict(coef=coef, alpha=alpha, cv_mse=cv_mse, cv_r2=cv_r2, info={"backend": solver.name, **solver.info()})
+
+
+def _fit_himalaya(problem: RidgeProblem, *, device, fold_centering, voxel_batch, **_) -> dict:
+    """himalaya's ``RidgeCV`` (n >= p) or ``KernelRidgeCV`` (n < p), local alpha, the same folds and grid."""
+    from himalaya.kernel_ridge import KernelRidgeCV
+    from himalaya.ridge import RidgeCV as HRidgeCV
+
+    Xs, Ys, alphas, splits = problem.X, problem.Y, problem.alphas, problem.splits
+    n, p = Xs.shape
+    npdt = Xs.dtype
+    params = dict(local_alpha=True)
+    if voxel_batch:
+        params.update(n_targets_batch=int(voxel_batch), n_targets_batch_refit=int(voxel_batch))
+    with himalaya_backend(device) as be:
+        if n >= p:
+            model = HRidgeCV(alphas=alphas, cv=list(splits), fit_intercept=fold_centering, solver_params=params)
+        else:
+            model = KernelRidgeCV(alphas=alphas, kernel="linear", cv=list(splits), fit_intercept=fold_centering,
+                                  solver_params=params)
+        model.fit(Xs, Ys)
+        idx = nearest_on_log_grid(np.asarray(be.to_numpy(model.best_alphas_), dtype=np.float64), alphas)
         if n >= p:
             coef = np.asarray(be.to_numpy(model.coef_), dtype=npdt)
         else:
             dual = np.asarray(be.to_numpy(model.dual_coef_), dtype=np.float64)
             coef = (Xs.astype(np.float64).T @ dual).astype(npdt)
-        # himalaya returns exp(log(alpha)): snap back onto the grid
-        idx = np.abs(np.log(alpha)[:, None] - np.log(np.asarray(alphas))[None, :]).argmin(1)
-        alpha = np.asarray(alphas)[idx]
         cv_best = np.asarray(be.to_numpy(model.cv_scores_), dtype=np.float64).reshape(-1)
-        # himalaya reports only the best score (negative MSE per fold, averaged)
-        cv_mse = np.full((len(alphas), Ys.shape[1]), np.nan)
-        cv_mse[idx, np.arange(Ys.shape[1])] = -cv_best
-        base = np.zeros(Ys.shape[1])
-        for tr, va in splits:
-            mu = Ys[tr].mean(0, dtype=np.float64) if fold_centering else 0.0
-            base += ((Ys[va] - mu) ** 2).mean(0) / len(splits)
-        cv_r2 = 1.0 + cv_best / np.maximum(base, 1e-30)
-    finally:
-        set_backend(previous)
+    alpha = alphas[idx]
+    # himalaya reports only the best score (negative MSE per fold, averaged)
+    cv_mse = np.full((len(alphas), problem.n_voxels), np.nan)
+    cv_mse[idx, np.arange(problem.n_voxels)] = -cv_best
+    cv_r2 = 1.0 + cv_best / np.maximum(fold_mean_mse(Ys, splits, fold_centering), 1e-30)
     return dict(coef=coef, alpha=alpha, cv_mse=cv_mse, cv_r2=cv_r2,
-                info={"backend": "himalaya", "device": str(dev), "dtype": dtype,
-                      "mode": "primal" if Xs.shape[0] >= Xs.shape[1] else "kernel"})
+                info={"backend": "himalaya", "device": str(resolve_device(device)), "dtype": problem.dtype,
+                      "mode": "primal" if n >= p else "kernel"})
 
 
-def _fit_sklearn(Xs, Ys, alphas, splits, *, fold_centering, progress, **_):
-    from sklearn.linear_model import Ridge
+#: backend name -> fit(problem, *, device, fold_centering, max_batch_bytes, voxel_batch, progress) -> dict
+SOLVERS = {
+    "torch": functools.partial(_fit_by_grid_search, TorchEigenSolver),
+    "himalaya": _fit_himalaya,
+    "sklearn": functools.partial(_fit_by_grid_search, SklearnRidgeSolver),
+}
 
-    na, t = len(alphas), Ys.shape[1]
-    cv_mse = np.zeros((na, t))
-    base = np.zeros(t)
-    for tr, va in progress(splits, desc="sklearn folds", leave=False):
-        mu = Ys[tr].mean(0) if fold_centering else 0.0
-        base += ((Ys[va] - mu) ** 2).mean(0)
-        for i, a in enumerate(alphas):
-            m = Ridge(alpha=float(a), fit_intercept=fold_centering).fit(Xs[tr], Ys[tr])
-            cv_mse[i] += ((m.predict(Xs[va]) - Ys[va]) ** 2).mean(0)
-    cv_mse /= len(splits)
-    base /= len(splits)
-    best = np.argmin(cv_mse, axis=0)
-    alpha = np.asarray(alphas)[best]
-    coef = np.empty((Xs.shape[1], t), dtype=np.float64)
-    for a in np.unique(alpha):
-        sel = alpha == a
-        coef[:, sel] = Ridge(alpha=float(a), fit_intercept=True).fit(Xs, Ys[:, sel]).coef_.reshape(-1, Xs.shape[1]).T
-    return dict(coef=coef, alpha=alpha, cv_mse=cv_mse,
-                cv_r2=1.0 - cv_mse[best, np.arange(t)] / np.maximum(base, 1e-30), info={"backend": "sklearn"})
+
+def solver_for(table: dict, backend: str):
+    """The entry of a backend table, or ValueError naming the backends there are."""
+    try:
+        return table[backend]
+    except KeyError:
+        raise ValueError(f"unknown backend {backend!r} ({', '.join(table)})") from None
 
 
 def fit_voxelwise_ridge(
@@ -419,11 +642,11 @@ def fit_voxelwise_ridge(
     n_folds : int
         K of the contiguous K-fold split (``sklearn.model_selection.KFold(n_folds)``), unless ``splits``.
     backend : {"torch", "himalaya", "sklearn"}
-        Solver; see the module docstring.
+        Solver (:data:`SOLVERS`); see the module docstring.
     splits : list of (train_idx, val_idx), optional
         Explicit CV folds over the training samples (e.g. grouped by session).
     device : str
-        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` (:func:`brainalign.devices.resolve_device`).
     dtype : {"float32", "float64"}
         Precision of the bulk GEMMs (decompositions are always float64).
     fold_centering : bool
@@ -432,51 +655,24 @@ def fit_voxelwise_ridge(
         Bound on the temporary memory per voxel batch (torch backend).
     voxel_batch : int, optional
         Fixed number of voxels per batch (overrides ``max_batch_bytes``).
+    progress : callable, optional
+        tqdm-like wrapper for progress bars (default :func:`brainalign._io.progress`).
 
     Returns
     -------
     RidgeFit
     """
-    if progress is None:
-        from .._io import progress as _progress
-
-        progress = _progress
-    X_train = np.asarray(X_train)
-    Y_train = np.asarray(Y_train)
-    if X_train.ndim != 2 or Y_train.ndim != 2 or X_train.shape[0] != Y_train.shape[0]:
-        raise ValueError(f"X {X_train.shape} and Y {Y_train.shape} must be 2-D with the same number of rows")
-    if not (np.isfinite(X_train).all() and np.isfinite(Y_train).all()):
-        raise ValueError("X_train and Y_train must be finite")
-    alphas = np.sort(np.asarray(alphas, dtype=np.float64).ravel())
-    if alphas.size == 0 or (alphas <= 0).any():
-        raise ValueError("alphas must be a non-empty list of positive numbers")
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}")
-    if splits is None:
-        splits = kfold_splits(X_train.shape[0], n_folds)
-    splits = [(np.asarray(tr), np.asarray(va)) for tr, va in splits]
-    npdt = np.float32 if dtype == "float32" else np.float64
-    x_mean, x_scale = standardize_stats(X_train)
-    y_mean, y_scale = standardize_stats(Y_train)
-    Xs = _apply_standardize(X_train, x_mean, x_scale, npdt)
-    Ys = _apply_standardize(Y_train, y_mean, y_scale, npdt)
-    kw = dict(device=device, dtype=dtype, fold_centering=fold_centering, voxel_batch=voxel_batch,
-              progress=progress)
-    if backend == "torch":
-        res = _fit_torch(Xs, Ys, alphas, splits, max_batch_bytes=max_batch_bytes, **kw)
-    elif backend == "himalaya":
-        res = _fit_himalaya(Xs, Ys, alphas, splits, **kw)
-    elif backend == "sklearn":
-        res = _fit_sklearn(Xs.astype(np.float64), Ys.astype(np.float64), alphas, splits, **kw)
-    else:
-        raise ValueError(f"unknown backend {backend!r} (torch, himalaya, sklearn)")
-    edge = np.mean((res["alpha"] <= alphas[0]) | (res["alpha"] >= alphas[-1])) if len(alphas) > 1 else 0.0
-    res["info"]["fraction_alpha_on_grid_edge"] = float(edge)
-    res["info"]["n_folds"] = len(splits)
+    fit = solver_for(SOLVERS, backend)
+    problem = prepare_ridge_problem(X_train, Y_train, alphas, n_folds, splits, dtype)
+    res = fit(problem, device=device, fold_centering=fold_centering, max_batch_bytes=max_batch_bytes,
+              voxel_batch=voxel_batch, progress=progress or progress_bar)
+    res["info"]["fraction_alpha_on_grid_edge"] = fraction_alpha_on_grid_edge(res["alpha"], problem.alphas)
+    res["info"]["n_folds"] = len(problem.splits)
     return RidgeFit(
-        coef=res["coef"], alpha=np.asarray(res["alpha"], dtype=np.float64), alphas=alphas,
+        coef=res["coef"], alpha=np.asarray(res["alpha"], dtype=np.float64), alphas=problem.alphas,
         cv_mse=np.asarray(res["cv_mse"]), cv_r2=np.asarray(res["cv_r2"], dtype=np.float64),
-        x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale, info=res["info"],
+        x_mean=problem.x_mean, x_scale=problem.x_scale, y_mean=problem.y_mean, y_scale=problem.y_scale,
+        info=res["info"],
     )
 
 
@@ -497,5 +693,7 @@ def gemm_flops_ideal(n_samples: int, n_features: int, n_voxels: int, n_alphas: i
     return float(cv + refit + decomp)
 
 
-__all__ = ["DEFAULT_ALPHAS", "RidgeFit", "fit_voxelwise_ridge", "kfold_splits", "standardize_stats",
-           "gemm_flops_ideal"]
+__all__ = ["DEFAULT_ALPHAS", "SOLVERS", "RidgeFit", "RidgeProblem", "SklearnRidgeSolver", "TorchEigenSolver",
+           "fit_voxelwise_ridge", "fold_mean_mse", "fraction_alpha_on_grid_edge", "gemm_flops_ideal",
+           "himalaya_backend", "kfold_splits", "nearest_on_log_grid", "prepare_ridge_problem", "solver_for",
+           "standardize_stats"]

@@ -3,13 +3,13 @@
 Noise ceilings are expressed as a fraction of explainable variance in units of r², for targets that are
 the mean of the available repetitions of each test image:
 
-* NSD (ncsnr given, datasets.md §1.4, Algonauts 2023 variant):
-  ``NC = ncsnr² / (ncsnr² + A)`` with ``A = mean over test images of 1 / n_reps(image)``
-  (A = 1/3 when every image has 3 repetitions).
-* Without ncsnr (e.g. BOLD5000): split-half reliability. For every test image with ≥ 2 repetitions the
-  even-numbered and odd-numbered repetitions are averaged, the two half means are correlated across
-  images per voxel (ρ), and Spearman–Brown gives the reliability of the full mean, ``2ρ / (1 + ρ)``,
-  clipped to [0, 1].
+* NSD (ncsnr given, datasets.md §1.4, Algonauts 2023 variant; :func:`noise_ceiling_from_ncsnr` of
+  :mod:`brainalign.ncsnr`): ``NC = ncsnr² / (ncsnr² + A)`` with
+  ``A = mean over test images of 1 / n_reps(image)`` (A = 1/3 when every image has 3 repetitions).
+* Without ncsnr (e.g. BOLD5000): split-half reliability (:func:`split_half_noise_ceiling`). For every test
+  image with ≥ 2 repetitions the even-numbered and odd-numbered repetitions are averaged, the two half means
+  are correlated across images per voxel (ρ), and Spearman–Brown gives the reliability of the full mean,
+  ``2ρ / (1 + ρ)``, clipped to [0, 1]. :func:`split_half_reliability` is the same from single trials.
 
 Normalised score (Algonauts): ``max(r, 0)² / NC`` with NC = 0 replaced by 1e-14, capped at 1.
 """
@@ -19,9 +19,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..ncsnr import noise_ceiling_from_ncsnr
 
-def pearson_r(y_true, y_pred) -> np.ndarray:
-    """Pearson correlation per column.
+
+def pearson_r(y_true, y_pred, axis: int = 0) -> np.ndarray:
+    """Pearson correlation per column (``axis=0``) or per row (``axis=1``).
 
     Parameters
     ----------
@@ -29,15 +31,15 @@ def pearson_r(y_true, y_pred) -> np.ndarray:
 
     Returns
     -------
-    ndarray (n_voxels,) float64; NaN where either column is constant.
+    ndarray (n_voxels,) float64 (n_samples with ``axis=1``); NaN where either line is constant.
     """
     a = np.asarray(y_true, dtype=np.float64)
     b = np.asarray(y_pred, dtype=np.float64)
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    a = a - a.mean(axis, keepdims=True)
+    b = b - b.mean(axis, keepdims=True)
+    den = np.sqrt((a * a).sum(axis) * (b * b).sum(axis))
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = (a * b).sum(0) / den
+        r = (a * b).sum(axis) / den
     r[den <= 1e-300] = np.nan
     return r
 
@@ -57,27 +59,6 @@ def r2_score(y_true, y_pred) -> np.ndarray:
         r2 = 1.0 - ss_res / ss_tot
     r2[ss_tot <= 1e-300] = np.nan
     return r2
-
-
-def noise_ceiling_from_ncsnr(ncsnr, n_reps) -> np.ndarray:
-    """NSD noise ceiling (fraction, r² units) for test targets averaged over ``n_reps`` trials.
-
-    Parameters
-    ----------
-    ncsnr : ndarray (n_voxels,)
-    n_reps : int or ndarray (n_test_images,)
-        Repetitions averaged for each test image; ``A = mean(1 / n_reps)``.
-
-    Returns
-    -------
-    ndarray (n_voxels,) float64 in [0, 1)
-    """
-    from ..noise_ceiling import noise_ceiling_from_ncsnr as _nc
-
-    n_reps = np.atleast_1d(np.asarray(n_reps, dtype=np.float64))
-    if (n_reps < 1).any():
-        raise ValueError("n_reps must be >= 1")
-    return _nc(ncsnr, n_reps)
 
 
 def stack_repetitions(stimulus, values, order=None):
@@ -139,8 +120,65 @@ def split_half_noise_ceiling(reps) -> np.ndarray:
     odd = np.nanmean(r[:, 1::2], axis=1)
     rho = pearson_r(even, odd)
     with np.errstate(invalid="ignore", divide="ignore"):
-        sb = 2 * rho / (1 + rho)
+        sb = spearman_brown(rho)
     return np.clip(sb, 0.0, 1.0)
+
+
+def spearman_brown(r, factor=2.0):
+    """Spearman-Brown prophecy: reliability of a measure ``factor`` times as long, ``k r / (1 + (k-1) r)``."""
+    r = np.asarray(r, dtype=np.float64)
+    return factor * r / (1.0 + (factor - 1.0) * r)
+
+
+def split_half_reliability(betas, stimuli, n_splits=0, seed=0, correct=True):
+    """Split-half reliability per voxel from single trials, over stimuli with >= 2 repetitions.
+
+    The trial-table form of :func:`split_half_noise_ceiling`, with optional random halvings and without
+    clipping. For each stimulus, its repetitions are divided into two halves (deterministic: even vs odd
+    repetition numbers when ``n_splits == 0``; otherwise ``n_splits`` random halvings, averaged); the half
+    means are correlated across stimuli (Pearson, per voxel) and, if ``correct``, stepped up to the full
+    number of repetitions with Spearman-Brown (factor 2).
+
+    Parameters
+    ----------
+    betas : float (n_trials, n_voxels)
+    stimuli : (n_trials,) stimulus id per trial
+    n_splits : int
+    seed : int
+    correct : bool
+
+    Returns
+    -------
+    float64 (n_voxels,)
+
+    Raises
+    ------
+    ValueError
+        With fewer than 3 stimuli that have >= 2 repetitions.
+    """
+    betas = np.asarray(betas, dtype=np.float64)
+    stimuli = np.asarray(stimuli)
+    groups = pd.Series(np.arange(len(stimuli))).groupby(stimuli, sort=True).apply(lambda s: s.to_numpy())
+    groups = [g for g in groups if len(g) >= 2]
+    if len(groups) < 3:
+        raise ValueError("split-half reliability needs at least 3 stimuli with >= 2 repetitions")
+    rng = np.random.default_rng(seed)
+    rs = []
+    for split in range(max(1, n_splits)):
+        h1 = np.empty((len(groups), betas.shape[1]))
+        h2 = np.empty_like(h1)
+        for i, rows in enumerate(groups):
+            order = rows if n_splits == 0 else rng.permutation(rows)
+            if n_splits == 0:
+                first, second = order[0::2], order[1::2]
+            else:
+                half = len(order) // 2
+                first, second = order[:half], order[half:]
+            h1[i] = betas[first].mean(axis=0)
+            h2[i] = betas[second].mean(axis=0)
+        rs.append(pearson_r(h1, h2))
+    r = np.mean(rs, axis=0)
+    return spearman_brown(r) if correct else r
 
 
 def normalized_score(r, nc) -> np.ndarray:
@@ -181,3 +219,7 @@ def summarize(voxel_table: pd.DataFrame, roi_masks: dict, by=("layer",)) -> pd.D
                 "mean_score": g["score"].mean(), "median_score": g["score"].median(),
             })
     return pd.DataFrame(rows)
+
+
+__all__ = ["noise_ceiling_from_ncsnr", "normalized_score", "pearson_r", "r2_score", "spearman_brown",
+           "split_half_noise_ceiling", "split_half_reliability", "stack_repetitions", "summarize"]

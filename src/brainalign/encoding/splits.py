@@ -4,7 +4,7 @@
 * ``repeated``: the same rule, for BOLD5000 whose ``shared`` column marks the 113 repeated images;
   additionally checks that the test stimuli are repeated.
 * ``unseen-categories``: whole categories held out, given a stimulus → category table.
-* ``ids``: explicit id lists.
+* ``ids``: explicit id lists (files are read with :func:`brainalign.stimuli.read_ids_file`).
 
 Every builder returns disjoint id sets; stimuli not known to both the voxel store and the feature
 cache are dropped by :func:`restrict`.
@@ -117,15 +117,6 @@ def split_unseen_categories(stimuli, categories: pd.Series, test_categories=None
     is_test = cat.isin(test_categories).values & known
     return Split("unseen-categories", stimuli[known & ~is_test], stimuli[is_test],
                  {"test_categories": sorted(test_categories), "n_unlabelled_dropped": int((~known).sum())})
-
-
-def read_id_list(path) -> list[str]:
-    """One stimulus id per line (blank lines and ``#`` comments ignored)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "id list not found")
-    out = [ln.strip() for ln in path.read_text().splitlines()]
-    return [x for x in out if x and not x.startswith("#")]
 
 
 def split_ids(train_ids, test_ids) -> Split:

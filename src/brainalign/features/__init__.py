@@ -10,8 +10,7 @@ Write with :func:`extract_features` (or ``brainalign features``); read with :fun
 """
 
 from .cache import CACHE_FORMAT, FeatureCache, open_feature_cache
-from .extract import (FeatureExtractor, PCAFit, extract_features, fit_pca, flatten_float, resolve_device,
-                      spatial_pool)
+from .extract import FeatureExtractor, PCAFit, extract_features, fit_pca, flatten_float, spatial_pool
 
 __all__ = ["CACHE_FORMAT", "FeatureCache", "open_feature_cache", "FeatureExtractor", "PCAFit",
-           "extract_features", "fit_pca", "flatten_float", "spatial_pool", "resolve_device"]
+           "extract_features", "fit_pca", "flatten_float", "spatial_pool"]

@@ -42,7 +42,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..models import load_model
     from ..stimuli import NSDImageSet, parse_stimulus_spec, read_ids_file
-    from .extract import extract_features, resolve_device
+    from ..devices import resolve_device
+    from .extract import extract_features
 
     image_set = parse_stimulus_spec(args.stimuli, ids_file=args.ids)
     layers = None

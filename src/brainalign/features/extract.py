@@ -25,6 +25,7 @@ import torch
 
 from .. import __version__
 from .._io import atomic_output, progress
+from ..devices import resolve_device
 from ..errors import InputError
 from ..models import resolve_layers
 from ..stimuli import ImageSet, Preprocessing, make_loader
@@ -39,17 +40,8 @@ _RUN_FILE = "_run.json"
 
 
 # --------------------------------------------------------------------------------------------------
-# device / model wrapper
+# model wrapper
 # --------------------------------------------------------------------------------------------------
-def resolve_device(device="auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device", "CUDA requested but not available")
-    return device
-
 
 def _first_tensor(output):
     if isinstance(output, torch.Tensor):

@@ -1,4 +1,4 @@
-"""BOLD5000 Release 2.0 GLMsingle betas -> voxel store (layout: /work/shared/datasets.md §2)."""
+"""BOLD5000 Release 2.0 GLMsingle betas -> voxel store (layout: docs/datasets.md §2)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,10 @@ import pandas as pd
 
 from .._io import atomic_output, progress
 from ..errors import InputError
-from ..noise_ceiling import zscore_block
 from ..store import VoxelStoreWriter
-from ._common import (
-    check_out,
-    check_root,
-    fortran_flat_index,
-    load_nifti_header,
-    load_volume,
-    nifti_scaling,
-    parse_sessions,
-    provenance,
-    read_nifti_voxels,
-    select_sessions,
-)
+from ..zscore import zscore_block
+from .inputs import check_out, check_root, parse_sessions, provenance, select_sessions
+from .nifti import fortran_flat_index, load_nifti_header, load_volume, nifti_scaling, read_nifti_voxels
 
 log = logging.getLogger(__name__)
 

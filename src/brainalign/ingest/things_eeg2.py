@@ -1,4 +1,4 @@
-"""THINGS-EEG2 preprocessed EEG -> EEG store (layout: /work/shared/datasets.md §3)."""
+"""THINGS-EEG2 preprocessed EEG -> EEG store (layout: docs/datasets.md §3)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 from .._io import atomic_output, progress
 from ..errors import InputError
 from ..store import EEGStoreWriter
-from ._common import check_out, check_root, provenance
+from .inputs import check_out, check_root, provenance
 
 PARTS = ("training", "test")
 _META_KEYS = {"training": ("train_img_files", "train_img_concepts"), "test": ("test_img_files", "test_img_concepts")}

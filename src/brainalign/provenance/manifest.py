@@ -3,7 +3,8 @@
 A manifest (``<results>/manifest.json``) records
 
 - ``config``: the resolved pipeline config (defaults filled in), ``seed``;
-- ``packages`` (versions), ``git_commit``, ``code_fingerprints`` (per stage, as the rules' ``params.code``);
+- ``packages`` (versions), ``git_commit``, ``code_fingerprints`` (per ``brainalign`` command, as the rules'
+  ``params.code``);
 - ``outputs``: ``{path relative to the results folder: {"size", "sha256"}}`` for every file in it;
 - ``inputs``: ``{dataset: {"root": path as configured, "files": {path relative to root: {"size", "sha256",
   "used_by": [result entries that read it]}}}}`` - the source files the ingestion stage recorded in the
@@ -26,17 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import atomic_output, sha256sum
-from . import PACKAGE_ROOT, code_fingerprint, git_commit, package_versions, to_json
+from ..layout import MANIFEST_NAME
+from .code import code_fingerprint
+from .environment import git_commit, package_versions
 
-MANIFEST_NAME = "manifest.json"
 FORMAT = "brainalign-run-manifest/1"
-#: stages whose code fingerprints a manifest records (those that exist in the installed package)
-STAGES = ("simulate", "ingest", "store.py", "stimuli.py", "features", "models", "encoding", "synthetic",
-          "training", "rsa", "report")
 #: names never listed as outputs: the manifest itself, temporaries of atomic_output, Snakemake state, and
 #: training's resumable state (`checkpoints/`: optimizer + RNG, ~0.8 GB a run; the trained weights are
 #: the exported `backbone.pt` / `model.pt` beside it)
 SKIP_PARTS = {MANIFEST_NAME, ".snakemake", "__pycache__", "checkpoints"}
+
+
+def to_json(obj) -> str:
+    """Indented JSON with sorted keys (non-JSON values as ``str``): how manifests are written."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)
 
 
 def _skip(rel: Path) -> bool:
@@ -149,12 +153,10 @@ def _input_records(results: Path, config: dict, workdir) -> dict:
 
 def build_manifest(results, config: dict | None = None, workdir=".") -> dict:
     """The manifest of a finished results folder (see the module docstring for the fields)."""
+    from ..cli import COMMANDS
+
     results = Path(results)
     config = config or {}
-    fingerprints = {}
-    for stage in STAGES:
-        if (PACKAGE_ROOT / stage).exists():
-            fingerprints[stage] = code_fingerprint(stage)
     return {
         "format": FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -162,7 +164,7 @@ def build_manifest(results, config: dict | None = None, workdir=".") -> dict:
         "config": config,
         "git_commit": git_commit(),
         "packages": package_versions(),
-        "code_fingerprints": fingerprints,
+        "code_fingerprints": {command: code_fingerprint(command) for command in COMMANDS},
         "inputs": _input_records(results, config, workdir),
         "steps": snakemake_steps(results, workdir),
         "outputs": checksum_tree(results),

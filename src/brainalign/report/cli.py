@@ -1,4 +1,4 @@
-"""``brainalign report --results DIR --out DIR/report``: findings, figures and summary of a results folder."""
+"""``brainalign report --results DIR [--out DIR/report]``: findings, figures and summary of a results folder."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser) -> None:
     parser.add_argument("--results", required=True, help="the pipeline's results folder")
-    parser.add_argument("--out", required=True, help="report folder (summary.md, findings.parquet, figures/)")
+    parser.add_argument("--out", help="report folder (summary.md, findings.parquet, alignment.parquet, figures/); "
+                                       "default: the results layout's, RESULTS/report")
 
 
 def run(args) -> int:
-    from . import build_report
+    from ..layout import ResultsLayout
+    from .document import build_report
 
-    table = build_report(args.results, args.out)
+    table = build_report(args.results, args.out or ResultsLayout(args.results).report())
     for row in table.itertuples():
         log.info("[%s] %s: %s", row.holds, row.finding, row.observed)
     return 0

@@ -5,9 +5,9 @@ Core functions work on plain numpy arrays or torch tensors (GPU when available),
 with RDMs stored as condensed upper triangles. See ``docs/rsa.md``.
 """
 
-from ._backend import condensed_to_square, n_conditions_from_pairs, n_pairs, square_to_condensed
 from .bootstrap import bootstrap_pair_index, bootstrap_stimuli, bootstrap_subjects, confidence_interval
 from .compare import compare_paired, compare_rdms, prepare_vectors, rank_transform
+from .condensed import condensed_to_square, n_conditions_from_pairs, n_pairs, square_to_condensed
 from .dimensions import dimension_difference, dimension_rdms, dimension_rsa
 from .noise_ceiling import NoiseCeiling, noise_ceiling, pool_rdms
 from .rdm import compute_rdm, compute_rdms

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._backend import condensed_index, n_conditions_from_pairs
+from .condensed import condensed_index, n_conditions_from_pairs
 from .compare import _as_float_tensor, compare_rdms
 from .noise_ceiling import noise_ceiling
 

@@ -18,9 +18,8 @@ import numpy as np
 import scipy.stats
 import torch
 
-from ._backend import as_tensor, like_input, small_work_threads
-
-METHODS = ("spearman", "corr", "cosine", "tau-a")
+from .options import COMPARISON_METHODS as METHODS
+from .tensors import as_tensor, like_input, small_work_threads
 
 _RANK_CHUNK_ELEMENTS = 1 << 22
 _DOT_CHUNK = 1 << 20

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_output
 from ..errors import InputError
 
 #: file suffixes :func:`read_dimension_scores` understands
@@ -83,27 +82,3 @@ def read_dimension_scores(path) -> pd.DataFrame:
     scores.columns = names
     scores.index = pd.Index(stim.to_numpy(), name="stimulus")
     return scores
-
-
-def simulated_nsd_categories(simulated_dir, out) -> None:
-    """Stimulus -> category table (parquet: ``stimulus``, ``category``) of the simulated NSD images.
-
-    The NSD analogue of :func:`brainalign.stimulus_lists.simulated_category_table`: read from the
-    simulator's ground truth (``<simulated_dir>/ground_truth/nsd_images.parquet``, ``stimulus`` = nsdId,
-    as in the NSD voxel stores; docs/simulator.md), written atomically to ``out``.
-
-    Raises
-    ------
-    InputError
-        If the ground-truth table is missing or lacks the columns.
-    """
-    truth = Path(simulated_dir) / "ground_truth" / "nsd_images.parquet"
-    if not truth.is_file():
-        raise InputError(truth, "simulator ground truth missing (run `brainalign simulate` first)")
-    table = pd.read_parquet(truth)
-    missing = [c for c in ("stimulus", "category") if c not in table.columns]
-    if missing:
-        raise InputError(truth, f"lacks columns {missing}")
-    table = table[["stimulus", "category"]].astype({"category": str})
-    with atomic_output(out) as tmp:
-        table.to_parquet(tmp, index=False)

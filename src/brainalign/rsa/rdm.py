@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from ._backend import as_tensor, like_input, n_pairs, row_start, small_work_threads
-
-METHODS = ("correlation", "euclidean", "crossnobis")
+from .condensed import n_pairs, row_start
+from .options import RDM_METHODS as METHODS
+from .tensors import as_tensor, like_input, small_work_threads
 
 #: default number of float32 elements in one block of the (rows x columns) distance matrix
 DEFAULT_BLOCK_ELEMENTS = 1 << 25

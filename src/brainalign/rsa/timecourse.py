@@ -14,7 +14,7 @@ import numpy as np
 import scipy.stats
 import torch
 
-from ._backend import as_tensor, like_input, small_work_threads
+from .tensors import as_tensor, like_input, small_work_threads
 from .compare import compare_rdms
 from .rdm import compute_rdms
 

@@ -8,12 +8,13 @@ import numpy as np
 from PIL import Image
 
 from .._io import progress
-from . import _common as C
 from ._fmri import make_subject, session_betas
 from ._nifti import centred_affine, stream_nifti, write_nifti
 from .brain import NSD_ATLASES, ROLES, bold5000_masks, build_layout
 from .config import SimConfig
+from .image_sets import category_index, latents, make_image_params_for, params_table, render_all
 from .images import CATEGORIES
+from .seeds import rng_for
 
 VOXEL_MM = 2.0
 TR = 2.0
@@ -66,7 +67,7 @@ def write_bold5000(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict
     images are shown 4 times, all others once.
     """
     root, gt_dir = Path(root), Path(gt_dir)
-    rng = C.rng_for(seed, "b5k")
+    rng = rng_for(seed, "b5k")
     runs = RUNS_PER_SESSION[: cfg.b5k_sessions]
     n_trials = TRIALS_PER_RUN * sum(runs)
     n_rep = max(3, round(n_trials * 113 / 5254))
@@ -81,19 +82,19 @@ def write_bold5000(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict
     for src in ("COCO", "ImageNet", "Scene"):
         (pres / src).mkdir(parents=True)
     (stim_root / "repeated_stimuli_113_list.txt").write_text("".join(f"{n}\n" for n in names[repeated]))
-    params = C.make_image_params_for(cats, seed, "b5k_images")
+    params = make_image_params_for(cats, seed, "b5k_images")
 
     def sink(k, img):
         Image.fromarray(img).save(pres / source[k] / names[k], format="JPEG", quality=90)
 
-    feats = C.render_all(params, 375, sink, desc="BOLD5000 images")
-    table = C.params_table(params, feats)
+    feats = render_all(params, 375, sink, desc="BOLD5000 images")
+    table = params_table(params, feats)
     table.insert(0, "source", source)
     table.insert(0, "path", [f"BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli/{s}/{n}" for s, n in zip(source, names)])
     table.insert(0, "stimulus", names)
     table["repeated"] = repeated
     table.to_parquet(gt_dir / "bold5000_images.parquet", index=False)
-    cat_idx, lat = C.category_index(params), C.latents(params)
+    cat_idx, lat = category_index(params), latents(params)
 
     glm = root / "GLMsingle"
     glm.mkdir(parents=True)
@@ -103,7 +104,7 @@ def write_bold5000(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict
         shape = tuple(int(g + round(d * g / b)) for g, d, b in zip(cfg.b5k_grid, _GRID_DELTA[s_i], (71, 89, 72)))
         grids[f"CSI{N}"] = shape
         affine = centred_affine(shape, VOXEL_MM)
-        srng = C.rng_for(seed, "b5k_subject", N)
+        srng = rng_for(seed, "b5k_subject", N)
         order = srng.permutation(np.concatenate([np.flatnonzero(~repeated), np.repeat(np.flatnonzero(repeated), 4)]))
         (glm / f"CSI{N}_imgnames.txt").write_text("".join(f"{names[k]}\n" for k in order))
         layout = build_layout(shape)
@@ -123,9 +124,9 @@ def write_bold5000(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict
             rows = order[start:start + n]
             start += n
             trial_session += [ses] * n
-            offset = C.rng_for(seed, "b5k_noise", N, ses, 10**6).normal(0, 0.5, n_brain).astype(np.float32)
+            offset = rng_for(seed, "b5k_noise", N, ses, 10**6).normal(0, 0.5, n_brain).astype(np.float32)
             offsets_gt.append(offset[subject.brain_index])
-            betas = session_betas(subject, rows, offset, lambda b, ses=ses: C.rng_for(seed, "b5k_noise", N, ses, b))
+            betas = session_betas(subject, rows, offset, lambda b, ses=ses: rng_for(seed, "b5k_noise", N, ses, b))
 
             def volumes(betas=betas):
                 vol = np.zeros(shape, np.float32)

@@ -11,11 +11,13 @@ import pandas as pd
 import scipy.io
 
 from .._io import progress
-from . import _common as C
 from ._fmri import make_subject, session_betas
 from ._nifti import centred_affine, stream_nifti, write_nifti
 from .brain import NSD_ATLASES, ROLES, build_layout, roi_volume
 from .config import NSD_REPS, NSD_TRIALS_PER_SESSION, SimConfig
+from .image_sets import (balanced_categories, category_index, latents, make_image_params_for, params_table, render_all,
+                         subset_features)
+from .seeds import rng_for
 
 VOXEL_MM = 1.8
 TR = 4 / 3
@@ -39,7 +41,7 @@ def make_design(cfg: SimConfig, seed: int) -> dict:
     int (8, K) 1-based 73k IDs, ``sharedix`` int (n_shared,) 1-based ascending, ``categories`` str (N,) by
     0-based nsdId, ``basiccnt`` (3, S), ``stimpattern`` (S, 12, 75).
     """
-    rng = C.rng_for(seed, "nsd")
+    rng = rng_for(seed, "nsd")
     S, K, n_shared, n_sub = cfg.nsd_sessions, cfg.nsd_images_per_subject, cfg.nsd_shared, cfg.nsd_subjects
     n_unique = K - n_shared
     N = n_shared + n_sub * n_unique
@@ -63,11 +65,11 @@ def make_design(cfg: SimConfig, seed: int) -> dict:
             slots = rng.choice(np.arange(3, RUN_SLOTS - 3), size=n_stim, replace=False)
             stimpattern[s, r, slots] = 1
     return {"n_images": N, "masterordering": masterordering, "subjectim": subjectim, "sharedix": shared + 1,
-            "categories": C.balanced_categories(N, rng), "basiccnt": basiccnt, "stimpattern": stimpattern}
+            "categories": balanced_categories(N, rng), "basiccnt": basiccnt, "stimpattern": stimpattern}
 
 
 def _stim_info(design: dict, cfg: SimConfig, seed: int) -> pd.DataFrame:
-    rng = C.rng_for(seed, "nsd", 1)
+    rng = rng_for(seed, "nsd", 1)
     N = design["n_images"]
     shared = set((design["sharedix"] - 1).tolist())
     crop = ["(0, 0, 0.1671875, 0.1671875)", "(0, 0, 0.125, 0.125)", "(0.1, 0.1, 0, 0)", "(0, 0, 0, 0)"]
@@ -131,7 +133,7 @@ def write_nsd(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict:
     info.to_pickle(exp / "nsd_stim_info_merged.pkl")
 
     # stimuli: imgBrick, one gzip chunk per image
-    params = C.make_image_params_for(design["categories"], seed, "nsd_images")
+    params = make_image_params_for(design["categories"], seed, "nsd_images")
     stim_dir = root / "nsddata_stimuli" / "stimuli" / "nsd"
     stim_dir.mkdir(parents=True)
     with h5py.File(stim_dir / "nsd_stimuli.hdf5", "w") as f:
@@ -141,21 +143,21 @@ def write_nsd(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict:
         def sink(k, img):
             brick[k] = img
 
-        feats = C.render_all(params, 425, sink, desc="NSD images")
-    table = C.params_table(params, feats)
+        feats = render_all(params, 425, sink, desc="NSD images")
+    table = params_table(params, feats)
     table.insert(0, "nsdId", np.arange(N))
     table.insert(0, "stimulus", np.arange(N))
     table["shared"] = info["shared1000"].to_numpy()
     table["cocoId"] = info["cocoId"].to_numpy()
     table.to_parquet(gt_dir / "nsd_images.parquet", index=False)
-    cats_all = C.category_index(params)
-    lat_all = C.latents(params)
+    cats_all = category_index(params)
+    lat_all = latents(params)
 
     for stem, names in NSD_ATLASES.items():
         for sub in [f"subj{p + 1:02d}" for p in range(cfg.nsd_subjects)] + ["fsaverage"]:
             d = root / "nsddata" / "freesurfer" / sub / "label"
             d.mkdir(parents=True, exist_ok=True)
-            C.write_ctab(d / f"{stem}.mgz.ctab", names)
+            write_ctab(d / f"{stem}.mgz.ctab", names)
 
     mo = design["masterordering"]
     grids = {}
@@ -166,7 +168,7 @@ def write_nsd(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict:
         affine = centred_affine(shape, VOXEL_MM)
         layout = build_layout(shape)
         ids = design["subjectim"][p] - 1  # 0-based nsdId per 10k column
-        subject = make_subject(layout, C.rng_for(seed, "nsd_subject", p), C.subset_features(feats, ids),
+        subject = make_subject(layout, rng_for(seed, "nsd_subject", p), subset_features(feats, ids),
                                cats_all[ids], lat_all[ids], unseen)
         ppd = root / "nsddata" / "ppdata" / subj / "func1pt8mm"
         (ppd / "roi").mkdir(parents=True)
@@ -186,9 +188,9 @@ def write_nsd(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict:
         offsets_gt = np.zeros((S, len(subject.brain_index)), np.float32)
         for s in range(S):
             rows = mo[s * NSD_TRIALS_PER_SESSION:(s + 1) * NSD_TRIALS_PER_SESSION] - 1
-            offset = C.rng_for(seed, "nsd_noise", p, s, 10**6).normal(0, 0.5, n_brain).astype(np.float32)
+            offset = rng_for(seed, "nsd_noise", p, s, 10**6).normal(0, 0.5, n_brain).astype(np.float32)
             offsets_gt[s] = offset[subject.brain_index]
-            betas = session_betas(subject, rows, offset, lambda b, s=s: C.rng_for(seed, "nsd_noise", p, s, b), scale=300)
+            betas = session_betas(subject, rows, offset, lambda b, s=s: rng_for(seed, "nsd_noise", p, s, b), scale=300)
             _write_session(bdir, s + 1, betas, brain_ijk, shape, affine)
             del betas
         trial_ids = ids[mo - 1]
@@ -230,3 +232,9 @@ def _write_session(bdir: Path, session: int, betas: np.ndarray, brain_ijk: np.nd
             slab = np.zeros((n_t, Y, X), np.int16)
             slab[:, jj[sel], ii[sel]] = betas[:, sel]
             dset[:, z] = slab
+
+
+def write_ctab(path, names) -> None:
+    """FreeSurfer-style text label table: '0 Unknown' then 'index name' per line."""
+    lines = ["0 Unknown"] + [f"{i} {n}" for i, n in enumerate(names, start=1)]
+    path.write_text("\n".join(lines) + "\n")

@@ -8,9 +8,10 @@ import numpy as np
 from PIL import Image
 
 from .._io import progress
-from . import _common as C
 from .config import SimConfig
+from .image_sets import balanced_categories, category_index, make_image_params_for, params_table, render_all
 from .images import CATEGORIES
+from .seeds import rng_for
 
 CH_NAMES = ["Pz", "P3", "P7", "O1", "Oz", "O2", "P4", "P8", "P1", "P5", "PO7", "PO3", "POz", "PO4", "PO8", "P6", "P2"]
 #: rough scalp positions (x: left - / right +, y: posterior -), used for smooth spatial patterns
@@ -40,7 +41,7 @@ _MODIFIERS = ["old", "small", "toy", "red", "wooden", "metal", "big", "broken"]
 def _concepts(n_train: int, n_test: int, rng) -> tuple[list, list, dict]:
     """Disjoint, category-balanced concept names for training and test."""
     total = n_train + n_test
-    cats = list(C.balanced_categories(total, rng))
+    cats = list(balanced_categories(total, rng))
     used, names, cat_of = set(), [], {}
     pools = {c: list(rng.permutation(VOCAB[c])) for c in CATEGORIES}
     for cat in cats:
@@ -65,7 +66,7 @@ def write_things_eeg2(root, cfg: SimConfig, seed: int, gt_dir) -> dict:
     fewer in the small presets).
     """
     root, gt_dir = Path(root), Path(gt_dir)
-    rng = C.rng_for(seed, "things")
+    rng = rng_for(seed, "things")
     train_c, test_c, cat_of = _concepts(cfg.things_train_concepts, cfg.things_test_concepts, rng)
     things_index = {c: i + 1 for i, c in enumerate(sorted(train_c + test_c))}
     records = []  # (split, folder, file, concept, category)
@@ -80,7 +81,7 @@ def write_things_eeg2(root, cfg: SimConfig, seed: int, gt_dir) -> dict:
         (img_root / f"{split}_images" / folder).mkdir(parents=True, exist_ok=True)
     # concept-level colour: images of one concept share a hue (plus jitter)
     concept_hue = {c: float(rng.uniform()) for c in cat_of}
-    params = C.make_image_params_for([r[4] for r in records], seed, "things_images")
+    params = make_image_params_for([r[4] for r in records], seed, "things_images")
     for p, r in zip(params, records):
         p["hue"] = float((concept_hue[r[3]] + rng.normal(0, 0.04)) % 1.0)
 
@@ -88,7 +89,7 @@ def write_things_eeg2(root, cfg: SimConfig, seed: int, gt_dir) -> dict:
         split, folder, fname, *_ = records[k]
         Image.fromarray(img).save(img_root / f"{split}_images" / folder / fname, format="JPEG", quality=90)
 
-    feats = C.render_all(params, 500, sink, desc="THINGS images")
+    feats = render_all(params, 500, sink, desc="THINGS images")
     split = np.array([r[0] for r in records])
     tr, te = split == "training", split == "test"
     meta = {
@@ -100,7 +101,7 @@ def write_things_eeg2(root, cfg: SimConfig, seed: int, gt_dir) -> dict:
         "test_img_concepts_THINGS": np.array([f"{things_index[r[3]]:05d}_{r[3]}" for r in records if r[0] == "test"]),
     }
     np.save(img_root / "image_metadata.npy", meta, allow_pickle=True)
-    table = C.params_table(params, feats)
+    table = params_table(params, feats)
     table.insert(0, "concept", [r[3] for r in records])
     table.insert(0, "condition", np.concatenate([np.arange(tr.sum()), np.arange(te.sum())]))
     table.insert(0, "split", split)
@@ -109,7 +110,7 @@ def write_things_eeg2(root, cfg: SimConfig, seed: int, gt_dir) -> dict:
     table.to_parquet(gt_dir / "things_eeg2_images.parquet", index=False)
 
     # planted EEG components
-    cat_idx = C.category_index(params)
+    cat_idx = category_index(params)
     z = lambda a: (a - a.mean()) / (a.std() + 1e-12)  # noqa: E731
     c_left, c_right = z(feats["contrast_lr"][:, 0]), z(feats["contrast_lr"][:, 1])
     exemplar = np.array([p["exemplar"] for p in params])
@@ -118,10 +119,10 @@ def write_things_eeg2(root, cfg: SimConfig, seed: int, gt_dir) -> dict:
     occipital = np.exp(-((CH_POS[:, 1] + 1) ** 2) / 0.5)
     w_left_field = occipital * (0.3 + (CH_POS[:, 0] > 0))  # right-hemisphere channels see the left field
     w_right_field = occipital * (0.3 + (CH_POS[:, 0] < 0))
-    shared_patterns = _smooth_patterns(C.rng_for(seed, "things", 7), len(CATEGORIES))
+    shared_patterns = _smooth_patterns(rng_for(seed, "things", 7), len(CATEGORIES))
     out = {}
     for s in progress(range(cfg.things_subjects), desc="THINGS-EEG2 subjects", leave=False):
-        srng = C.rng_for(seed, "things_subject", s)
+        srng = rng_for(seed, "things_subject", s)
         cat_patterns = 0.75 * shared_patterns + 0.25 * _smooth_patterns(srng, len(CATEGORIES))
         within_pattern = _smooth_patterns(srng, 1)[0]
         early_amp = 1.2 * (np.outer(c_left, w_left_field) + np.outer(c_right, w_right_field))  # (n_img, 17)
@@ -130,7 +131,7 @@ def write_things_eeg2(root, cfg: SimConfig, seed: int, gt_dir) -> dict:
         sub = root / "eeg_dataset" / "preprocessed_data" / f"sub-{s + 1:02d}"
         sub.mkdir(parents=True)
         for name, mask, reps in (("training", tr, cfg.things_train_reps), ("test", te, cfg.things_test_reps)):
-            data = _trials(erp[mask], reps, C.rng_for(seed, "things_noise", s, int(name == "test")))
+            data = _trials(erp[mask], reps, rng_for(seed, "things_noise", s, int(name == "test")))
             np.save(sub / f"preprocessed_eeg_{name}.npy",
                     {"preprocessed_eeg_data": data, "ch_names": list(CH_NAMES), "times": TIMES.copy()}, allow_pickle=True)
         np.savez_compressed(

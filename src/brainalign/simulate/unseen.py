@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import _common as C
+from .image_sets import category_index, latents, make_image_params_for, params_table, render_all
 from .images import CATEGORIES
 
 
@@ -23,14 +23,14 @@ def write_unseen_images(root, n_per_category: int, seed: int, gt_dir) -> tuple:
     files = [f"{c}/unseen_{c}_{k % n_per_category + 1:04d}.png" for k, c in enumerate(cats)]
     for c in CATEGORIES:
         (root / c).mkdir(parents=True)
-    params = C.make_image_params_for(cats, seed, "unseen_images")
+    params = make_image_params_for(cats, seed, "unseen_images")
 
     def sink(k, img):
         Image.fromarray(img).save(root / files[k], format="PNG", compress_level=1)
 
-    feats = C.render_all(params, 425, sink, desc="unseen images")
-    table = C.params_table(params, feats)
+    feats = render_all(params, 425, sink, desc="unseen images")
+    table = params_table(params, feats)
     table.insert(0, "path", files)
     table.insert(0, "stimulus", [f.split("/")[1] for f in files])
     table.to_parquet(gt_dir / "unseen_images.parquet", index=False)
-    return feats, C.category_index(params), C.latents(params)
+    return feats, category_index(params), latents(params)

@@ -3,9 +3,8 @@
 See docs/encoding.md ("Synthetic fMRI").
 """
 
-from .evaluate import (claim1_patterns, claim1_voxels, decode_synthetic_to_real, paired_tests, permutation_p,
-                       zscore_rows)
+from .evaluate import claim1_patterns, claim1_voxels, decode_synthetic_to_real, paired_tests, permutation_p
 from .generate import synthesize
 
 __all__ = ["synthesize", "claim1_patterns", "claim1_voxels", "decode_synthetic_to_real", "paired_tests",
-           "permutation_p", "zscore_rows"]
+           "permutation_p"]

@@ -1,58 +1,58 @@
-"""``brainalign synthesize``: synthetic fMRI from a fitted encoder, and its evaluations.
+"""``brainalign synthesize {generate,evaluate}``: synthetic fMRI from a fitted encoder, and its evaluations.
 
-Generate:  ``brainalign synthesize --encoder DIR --features F.zarr --out SYN.zarr``
-Evaluate:  ``brainalign synthesize --evaluate --encoder DIR --store REAL.zarr --synthetic SYN.zarr
+Generate:  ``brainalign synthesize generate --encoder DIR --features F.zarr [F2.zarr ...] --out SYN.zarr``
+Evaluate:  ``brainalign synthesize evaluate --encoder DIR --store REAL.zarr --synthetic SYN.zarr
            [--categories C.csv] --out EVAL_DIR``
 """
 
 from __future__ import annotations
 
-from ..errors import InputError
 
+def add_arguments(parser):
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-def add_arguments(p):
-    p.add_argument("--encoder", required=True, help="output DIR of 'brainalign encode' (or DIR/encoder)")
-    p.add_argument("--features", nargs="+", help="feature cache(s) of the stimuli to synthesise (generate mode)")
-    p.add_argument("--stimuli", help="text file of stimulus ids to synthesise (default: all in the cache)")
-    p.add_argument("--out", required=True, help="SYN.zarr (generate) or an output directory (--evaluate)")
-    p.add_argument("--evaluate", action="store_true", help="run the claim-1 / decoding evaluations instead")
-    p.add_argument("--store", help="real voxel store (evaluate mode)")
-    p.add_argument("--synthetic", help="synthetic voxel store (evaluate mode)")
-    p.add_argument("--categories", help="stimulus -> category table (csv/tsv/parquet); default: id prefix before '/'")
-    p.add_argument("--rois", nargs="+", help="ROIs to evaluate (default: all)")
-    p.add_argument("--n-per-class", type=int, nargs="+", default=[10, 25, 50, 100, 250, 500, 1000])
-    p.add_argument("--repeats", type=int, default=5, help="random draws per synthetic sample size")
-    p.add_argument("--permutations", type=int, default=1000)
-    p.add_argument("--syn-noise", action="store_true",
+    g = sub.add_parser("generate", help="synthetic voxel store of the encoder's responses to feature-cache stimuli")
+    g.add_argument("--encoder", required=True, help="output DIR of 'brainalign encode' (or DIR/encoder)")
+    g.add_argument("--features", nargs="+", required=True, help="feature cache(s) of the stimuli to synthesise")
+    g.add_argument("--stimuli", help="text file of stimulus ids to synthesise (default: all in the caches)")
+    g.add_argument("--out", required=True, help="synthetic voxel store to write (SYN.zarr)")
+
+    e = sub.add_parser("evaluate", help="claim-1 (synthetic vs real repetitions) and decoding evaluations")
+    e.add_argument("--encoder", required=True, help="output DIR of 'brainalign encode' (or DIR/encoder)")
+    e.add_argument("--store", required=True, help="real voxel store")
+    e.add_argument("--synthetic", required=True, help="synthetic voxel store (from 'synthesize generate')")
+    e.add_argument("--categories", help="stimulus -> category table (csv/tsv/parquet); default: id prefix before '/'")
+    e.add_argument("--rois", nargs="+", help="ROIs to evaluate (default: all)")
+    e.add_argument("--n-per-class", type=int, nargs="+", default=[10, 25, 50, 100, 250, 500, 1000])
+    e.add_argument("--repeats", type=int, default=5, help="random draws per synthetic sample size")
+    e.add_argument("--permutations", type=int, default=1000)
+    e.add_argument("--syn-noise", action="store_true",
                    help="add Gaussian noise (per-voxel CV residual sd) to synthetic training samples")
-    p.add_argument("--standardize", choices=("domain", "rows"), default="domain",
+    e.add_argument("--standardize", choices=("domain", "rows"), default="domain",
                    help="decoder inputs: 'domain' z-scores each pattern across voxels, then each voxel within the "
                         "synthetic training set and within the real test set; 'rows' only the former")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-figure", action="store_true")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--no-figure", action="store_true")
+    e.add_argument("--out", required=True, help="output directory (tables, figures/, summary.json)")
 
 
 def run(args) -> int:
-    if args.evaluate:
-        if not args.store or not args.synthetic:
-            raise InputError("--evaluate", "needs --store (real) and --synthetic")
+    if args.action == "evaluate":
         from .pipeline import run_evaluation
 
         s = run_evaluation(args.encoder, args.store, args.synthetic, args.out, categories=args.categories,
                            rois=args.rois, n_per_class=args.n_per_class, n_repeats=args.repeats,
                            n_permutations=args.permutations, seed=args.seed, syn_noise=args.syn_noise,
                            figure=not args.no_figure, standardize=args.standardize)
-        print(f"synthesize --evaluate: {s['n_test_images']} held-out images, ROIs {len(s['rois'])} -> {args.out}")
+        print(f"synthesize evaluate: {s['n_test_images']} held-out images, ROIs {len(s['rois'])} -> {args.out}")
         return 0
-    if not args.features:
-        raise InputError("--features", "required to synthesise")
     from .generate import synthesize
 
     stimuli = None
     if args.stimuli:
-        from ..encoding.splits import read_id_list
+        from ..stimuli import read_ids_file
 
-        stimuli = read_id_list(args.stimuli)
+        stimuli = read_ids_file(args.stimuli)
     synthesize(args.encoder, args.features, args.out, stimuli=stimuli)
-    print(f"synthesize: wrote {args.out}")
+    print(f"synthesize generate: wrote {args.out}")
     return 0

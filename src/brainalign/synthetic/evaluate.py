@@ -35,20 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-
-def _row_corr(a, b):
-    """Pearson r between matching rows of a and b (n, k) -> (n,)."""
-    a = a - a.mean(1, keepdims=True)
-    b = b - b.mean(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
-
-
-def _col_corr(a, b):
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+from ..encoding.scoring import pearson_r
+from ..zscore import zscore_columns, zscore_rows
 
 
 def claim1_patterns(synthetic, reps) -> pd.DataFrame:
@@ -69,7 +57,7 @@ def claim1_patterns(synthetic, reps) -> pd.DataFrame:
     rows = []
     for m in np.flatnonzero(n_reps >= 2):
         x = reps[m, : n_reps[m]]
-        c_syn = _row_corr(np.broadcast_to(synthetic[m], x.shape), x).mean()
+        c_syn = pearson_r(np.broadcast_to(synthetic[m], x.shape), x, axis=1).mean()
         R = np.corrcoef(x)
         c_real = R[~np.eye(len(x), dtype=bool)].mean()
         h = len(x) // 2
@@ -96,11 +84,11 @@ def claim1_voxels(synthetic, reps, min_images: int = 5) -> pd.DataFrame:
     syn, real = [], []
     for r in range(R):
         if has[:, r].sum() >= min_images:
-            syn.append(_col_corr(synthetic[has[:, r]], reps[has[:, r], r]))
+            syn.append(pearson_r(synthetic[has[:, r]], reps[has[:, r], r]))
         for q in range(R):
             both = has[:, r] & has[:, q]
             if q != r and both.sum() >= min_images:
-                real.append(_col_corr(reps[both, r], reps[both, q]))
+                real.append(pearson_r(reps[both, r], reps[both, q]))
     nv = reps.shape[2]
     c_syn = np.mean(syn, axis=0) if syn else np.full(nv, np.nan)
     c_real = np.mean(real, axis=0) if real else np.full(nv, np.nan)
@@ -125,23 +113,7 @@ def paired_tests(a, b) -> dict:
     return out
 
 
-def zscore_rows(X):
-    """z-score each pattern across its voxels."""
-    X = np.asarray(X, dtype=np.float64)
-    sd = X.std(1, keepdims=True)
-    sd[sd < 1e-12] = 1.0
-    return (X - X.mean(1, keepdims=True)) / sd
-
-
 STANDARDIZE = ("rows", "domain")
-
-
-def zscore_columns(X):
-    """z-score each voxel (column) across the patterns (rows) of one domain; constant columns -> 0."""
-    X = np.asarray(X, dtype=np.float64)
-    sd = X.std(0, keepdims=True)
-    sd[sd < 1e-12] = 1.0
-    return (X - X.mean(0, keepdims=True)) / sd
 
 
 def standardize_patterns(X, how: str = "domain"):

@@ -23,6 +23,7 @@ import pandas as pd
 from .._io import atomic_output
 from ..errors import InputError
 from . import evaluate as ev
+from .figures import evaluation_figures
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,6 @@ def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=
     z-scored within the synthetic training set and within the real test set) or ``"rows"`` (patterns only).
     """
     from ..encoding.model import VoxelwiseEncoder
-    from ..encoding.pipeline import load_test_repetitions
     from ..store import open_voxel_store
 
     if standardize not in ev.STANDARDIZE:
@@ -101,7 +101,7 @@ def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=
 
     real_mean = None
     if test:
-        reps, n_reps = load_test_repetitions(real, [real_native[s] for s in test], voxels)
+        _, reps, n_reps = real.repetitions_by_stimulus([real_native[s] for s in test], voxels=voxels)
         S = np.asarray(syn.betas.get_orthogonal_selection((np.array([syn_row[s] for s in test]), slice(None))))
         with np.errstate(invalid="ignore"):
             real_mean = np.nanmean(reps, axis=1)
@@ -164,45 +164,6 @@ def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=
         t_tests.to_parquet(tmp / "claim1_tests.parquet", index=False)
         t_dec.to_parquet(tmp / "decoding.parquet", index=False)
         if figure:
-            _figures(t_img, t_tests, t_dec, tmp / "figures")
+            evaluation_figures(t_tests, t_dec, tmp / "figures")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary
-
-
-def _figures(t_img, t_tests, t_dec, folder):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    if len(t_tests):
-        tt = t_tests[t_tests["level"] == "image"]
-        fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(tt) + 2), 4))
-        x = np.arange(len(tt))
-        ax.bar(x - 0.2, tt["mean_a"], 0.4, label="synthetic vs real rep")
-        ax.bar(x + 0.2, tt["mean_b"], 0.4, label="real rep vs real rep")
-        ax.set_xticks(x)
-        ax.set_xticklabels(tt["roi"], rotation=30, ha="right")
-        ax.set_ylabel("mean pattern correlation (held-out images)")
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(folder / "claim1.png", dpi=120)
-        plt.close(fig)
-    if len(t_dec):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for roi, g in t_dec.groupby("roi", sort=False):
-            s = g[g["train"] == "synthetic"]
-            line = ax.plot(s["n_per_class"], s["balanced_accuracy"], marker="o", label=f"{roi} (synthetic)")[0]
-            r = g[g["train"] == "real"]
-            if len(r):
-                ax.scatter(r["n_per_class"], r["balanced_accuracy"], marker="s", color=line.get_color(),
-                           label=f"{roi} (real)")
-        ax.axhline(float(t_dec["chance"].iloc[0]), color="k", ls="--", lw=1, label="chance")
-        ax.set_xscale("log")
-        ax.set_xlabel("training samples per class")
-        ax.set_ylabel("balanced accuracy on real responses")
-        ax.legend(fontsize="x-small", ncol=2)
-        fig.tight_layout()
-        fig.savefig(folder / "decoding.png", dpi=120)
-        plt.close(fig)

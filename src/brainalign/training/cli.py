@@ -1,4 +1,4 @@
-"""``brainalign train realnet|neurofusion ...``: brain-aligned training (docs/training.md)."""
+"""``brainalign train {realnet,neurofusion,initial-backbone} ...``: brain-aligned training (docs/training.md)."""
 
 from __future__ import annotations
 
@@ -47,12 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(n)
     n.add_argument("--max-train-images", type=int)
 
+    b = sub.add_parser("initial-backbone",
+                       help="export the untrained backbone every ReAlnet-fMRI run of a preset starts from")
+    b.add_argument("--config", default="tiny", help="preset tiny|small|full, or a YAML file of options")
+    b.add_argument("--out", required=True, type=Path, help="model checkpoint to write (*.pt)")
+
 
 def _overrides(args, keys):
     return {k: getattr(args, k, None) for k in keys}
 
 
 def run(args) -> int:
+    if args.method == "initial-backbone":
+        from .backbones import export_initial_backbone
+
+        log.info("wrote %s", export_initial_backbone(args.out, args.config))
+        return 0
     from ..stimuli import parse_stimulus_spec
     from ..store import open_voxel_store
     from .config import make_config
@@ -69,15 +79,14 @@ def run(args) -> int:
     stores = [open_voxel_store(s) for s in args.store]
     image_set = parse_stimulus_spec(args.stimuli)
     if args.method == "realnet":
-        from .realnet_train import train_realnet
+        from .realnet_train import train_realnet, train_realnet_subjects
 
         if len(stores) == 1:
-            summary = train_realnet(stores[0], image_set, args.out, cfg, resume=args.resume)
-            _report(summary)
+            _report(train_realnet(stores[0], image_set, args.out, cfg, resume=args.resume))
         else:
-            labels = _labels(args.store, stores)
-            for label, store in zip(labels, stores):
-                _report(train_realnet(store, image_set, args.out / label, cfg, resume=args.resume, subject=label))
+            by_subject = dict(zip(_labels(args.store, stores), stores))
+            for summary in train_realnet_subjects(by_subject, image_set, args.out, cfg, resume=args.resume).values():
+                _report(summary)
         return 0
     from .neurofusion_train import train_neurofusion
 
@@ -91,6 +100,7 @@ def run(args) -> int:
 
 
 def _labels(paths, stores):
+    """Output subfolder per store: its ``subject`` attr (else the file stem), made unique."""
     labels = []
     for path, store in zip(paths, stores):
         label = str(store.attrs.get("subject") or Path(path).stem)

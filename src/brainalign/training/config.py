@@ -7,7 +7,7 @@ Every field is an option (CLI flag or YAML key) and is documented in ``docs/trai
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import logging
 import math
@@ -31,8 +30,10 @@ import torch
 import torch.distributed as tdist
 
 from .._io import atomic_output, progress
+from ..devices import resolve_device
 from ..errors import InputError
 from .config import config_to_dict
+from .figures import plot_curves
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,18 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, local_rank=local, world_size=world)
 
 
-def resolve_device(name: str, dist: DistInfo | None = None) -> torch.device:
-    """``auto`` -> ``cuda:LOCAL_RANK`` when available, else ``cpu``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and dist is not None:
-        name = f"cuda:{dist.local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device", f"{name} requested but CUDA is not available")
-    return torch.device(name)
+def setup_devices(device: str = "auto") -> tuple[DistInfo, torch.device]:
+    """Join the ``torchrun`` process group if there is one, and this process's device.
+
+    ``auto`` and a bare ``cuda`` become ``cuda:LOCAL_RANK`` (``cuda:0`` without torchrun); the rule is
+    :func:`brainalign.devices.resolve_device`'s.
+
+    Returns
+    -------
+    (DistInfo, torch.device)
+    """
+    dist = init_distributed(device)
+    return dist, resolve_device(device, local_rank=dist.local_rank)
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -198,32 +202,6 @@ def write_metrics(rows: list[dict], out_dir: Path, plot: bool = True) -> None:
         plot_curves(df, out_dir / "training_curve.png")
 
 
-def plot_curves(df: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = sorted({c[len("train_"):] for c in df.columns if c.startswith("train_")})
-    if df.empty or not keys:
-        return
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        for split, style in (("train", "-o"), ("val", "--s")):
-            col = f"{split}_{key}"
-            if col in df and df[col].notna().any():
-                ax.plot(df["epoch"], df[col], style, ms=3, label=split)
-        ax.set_title(key)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
-
-
 # --------------------------------------------------------------------------------------- the loop
 @dataclass
 class FitResult:
@@ -291,7 +269,7 @@ def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None
     """
     out_dir = Path(out_dir)
     dist = dist or init_distributed(cfg.device)
-    device = device or resolve_device(cfg.device, dist)
+    device = device or resolve_device(cfg.device, local_rank=dist.local_rank)
     model = task.model.to(device)
     if hasattr(task, "to"):
         task.to(device)
@@ -379,6 +357,20 @@ def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None
         write_metrics(rows, out_dir)
     return FitResult(best_epoch=best_epoch, best_value=best_value, epochs_run=len(rows), metrics=rows,
                      resumed_from=resumed_from)
+
+
+def fit_best(task, cfg, out_dir, method: str, *, dist: DistInfo, device: torch.device, **fit_options) -> FitResult:
+    """:func:`fit`, then on the main rank load the selected epoch's weights into ``task.model`` and move it
+    to ``device`` (ready for the final evaluation and export).
+
+    ``fit_options`` are passed on to :func:`fit` (``resume``, ``on_epoch_end``, ``meta``).
+    """
+    result = fit(task, cfg, out_dir, method, dist=dist, device=device, **fit_options)
+    if dist.is_main:
+        if result.best_epoch:
+            task.model.load_state_dict(load_best_state(out_dir))
+        task.model.to(device)
+    return result
 
 
 _RESUMABLE_CHANGES = {"epochs", "device", "num_workers"}

@@ -241,8 +241,7 @@ def train_neurofusion(stores: dict, image_set, out_dir, cfg: NeuroFusionConfig, 
     out_dir = Path(out_dir)
     if not stores:
         raise InputError("stores", "no training subject stores given")
-    dist = engine.init_distributed(cfg.device)
-    device = engine.resolve_device(cfg.device, dist)
+    dist, device = engine.setup_devices(cfg.device)
     subjects = [prepare_subject(s, cfg, label, image_set.ids, cfg.seed) for label, s in stores.items()]
     held = prepare_subject(heldout, cfg, str(heldout.attrs.get("subject", "heldout")), image_set.ids, cfg.seed,
                            split="heldout") if heldout is not None else None
@@ -259,13 +258,10 @@ def train_neurofusion(stores: dict, image_set, out_dir, cfg: NeuroFusionConfig, 
     if held is not None and dist.is_main:  # the model still has its initial weights here
         before = evaluate_heldout(model.to(device), held, images_by_id, cfg, device)
     task = NeuroFusionTask(model, subjects, images_by_id, cfg)
-    result = engine.fit(task, cfg, out_dir, method="neurofusion", resume=resume, on_epoch_end=on_epoch_end,
-                        meta=meta, dist=dist, device=device)
+    result = engine.fit_best(task, cfg, out_dir, method="neurofusion", resume=resume, on_epoch_end=on_epoch_end,
+                             meta=meta, dist=dist, device=device)
     if not dist.is_main:
         return {}
-    if result.best_epoch:
-        model.load_state_dict(engine.load_best_state(out_dir))
-    model.to(device)
     summary = {"method": "neurofusion", "best_epoch": result.best_epoch, "best_value": result.best_value,
                "epochs_run": result.epochs_run, "resumed_from": result.resumed_from, **meta,
                "n_voxels": {s.label: int(len(s.order)) for s in subjects}, "config": config_to_dict(cfg)}

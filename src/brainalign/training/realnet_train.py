@@ -193,8 +193,7 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
 
         store = open_voxel_store(store)
     subject = subject or str(store.attrs.get("subject", "")) if hasattr(store, "attrs") else subject
-    dist = engine.init_distributed(cfg.device)
-    device = engine.resolve_device(cfg.device, dist)
+    dist, device = engine.setup_devices(cfg.device)
 
     targets = prepare_targets(store, roi=cfg.roi, n_components=cfg.n_components, zscore_voxels=cfg.zscore_voxels,
                               val_fraction=cfg.val_fraction, seed=cfg.seed, max_train_images=cfg.max_train_images,
@@ -234,13 +233,10 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
             "backbone_init_sha": engine.state_fingerprint(model.backbone.state_dict()),
             "subject": subject, "n_out": targets.n_out}
     task = RealnetTask(model, teacher, train_ds, val_ds, cfg)
-    result = engine.fit(task, cfg, out_dir, method="realnet", resume=resume, on_epoch_end=on_epoch_end,
-                        meta=meta, dist=dist, device=device)
+    result = engine.fit_best(task, cfg, out_dir, method="realnet", resume=resume, on_epoch_end=on_epoch_end,
+                             meta=meta, dist=dist, device=device)
     if not dist.is_main:
         return {}
-    if result.best_epoch:
-        model.load_state_dict(engine.load_best_state(out_dir))
-    model.to(device)
     if not cfg.teacher_eval:
         teacher.to(device)
     summary = {

@@ -9,12 +9,10 @@ downstream of them in the run's recorded job graph.
 
 from __future__ import annotations
 
-import tarfile
 import tempfile
 from pathlib import Path
 
 from ..errors import InputError
-from .manifest import MANIFEST_NAME, read_manifest, verify
 
 
 def add_arguments(parser):
@@ -43,24 +41,15 @@ def parse_data_roots(values, datasets) -> dict[str, str]:
     return roots
 
 
-def _unpack(archive: Path, dest: Path) -> Path:
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(dest, filter="data")
-    except (tarfile.TarError, OSError) as exc:
-        raise InputError(archive, f"cannot unpack archive: {exc}") from None
-    found = sorted(p.parent for p in dest.glob(f"*/{MANIFEST_NAME}"))
-    if not found:
-        raise InputError(archive, f"archive holds no */{MANIFEST_NAME}")
-    return found[0]
-
-
 def run(args) -> int:
+    from .archive import unpack_results
+    from .manifest import read_manifest, verify
+
     src = args.source
     if not src.exists():
         raise InputError(src, "not found")
     with tempfile.TemporaryDirectory(prefix="brainalign-verify-") as tmp:
-        folder = _unpack(src, Path(tmp)) if src.is_file() else src
+        folder = unpack_results(src, Path(tmp)) if src.is_file() else src
         manifest = read_manifest(folder)
         datasets = {k for k in manifest.get("inputs", {}) if not k.startswith("_")}
         roots = parse_data_roots(args.data_root, datasets)

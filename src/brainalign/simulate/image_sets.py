@@ -1,4 +1,5 @@
-"""Helpers shared by the dataset writers."""
+"""The image sets of the simulated datasets: which images (balanced categories, generative parameters from a
+seed stream), drawn and described (planted features, ground-truth table, category index, latents)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,18 @@ import pandas as pd
 
 from .._io import progress
 from .features import image_features, stack_features
-from .images import CATEGORIES, render_image
-
-#: seed-stream codes, one per purpose, so datasets never share random streams
-CODE = {"nsd": 101, "nsd_images": 102, "nsd_subject": 103, "nsd_noise": 104,
-        "b5k": 201, "b5k_images": 202, "b5k_subject": 203, "b5k_noise": 204,
-        "things": 301, "things_images": 302, "things_subject": 303, "things_noise": 304,
-        "unseen": 401, "unseen_images": 402}
-
-
-def rng_for(seed: int, code: str, *parts: int) -> np.random.Generator:
-    """Independent generator for (seed, purpose, parts...)."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), CODE[code], *map(int, parts)]))
+from .images import CATEGORIES, make_image_params, render_image
+from .seeds import seed_parts
 
 
 def balanced_categories(n: int, rng: np.random.Generator) -> np.ndarray:
     """n category names, as balanced as possible over :data:`CATEGORIES`, shuffled."""
     return np.array(CATEGORIES)[rng.permutation(np.arange(n) % len(CATEGORIES))]
+
+
+def make_image_params_for(categories, seed: int, code: str, *parts: int) -> list[dict]:
+    """Image parameters for ``categories`` from the (seed, code, parts) stream (see images.make_image_params)."""
+    return make_image_params(categories, seed_parts(seed, code, *parts))
 
 
 def render_all(params: list[dict], size: int, sink=None, desc: str = "images") -> dict:
@@ -49,6 +45,7 @@ def params_table(params: list[dict], feats: dict) -> pd.DataFrame:
 
 
 def category_index(params: list[dict]) -> np.ndarray:
+    """int64 (n,): each image's category as an index into :data:`CATEGORIES`."""
     return np.array([CATEGORIES.index(p["category"]) for p in params], np.int64)
 
 
@@ -60,17 +57,5 @@ def latents(params: list[dict]) -> np.ndarray:
 
 
 def subset_features(feats: dict, idx) -> dict:
+    """The rows ``idx`` of every array of a stacked feature dict (see :func:`render_all`)."""
     return {k: v[idx] for k, v in feats.items()}
-
-
-def write_ctab(path, names) -> None:
-    """FreeSurfer-style text label table: '0 Unknown' then 'index name' per line."""
-    lines = ["0 Unknown"] + [f"{i} {n}" for i, n in enumerate(names, start=1)]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def make_image_params_for(categories, seed: int, code: str, *parts: int) -> list[dict]:
-    """Image parameters for ``categories`` from the (seed, code, parts) stream (see images.make_image_params)."""
-    from .images import make_image_params
-
-    return make_image_params(categories, [int(seed), CODE[code], *map(int, parts)])
