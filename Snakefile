@@ -1,12 +1,14 @@
 # brainalign: NSD / BOLD5000 / THINGS-EEG2 -> voxel stores -> CNN features -> encoding models ->
 # synthetic fMRI -> brain-aligned training -> RSA / EEG evaluation -> report.
 # All logic lives in the brainalign package; rules only wire files to `brainalign <stage>` commands.
-from brainalign.config import validate_config
+from brainalign.config_check import check_workflow_config
 
 configfile: "config.yaml"
 
 
-validate_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml", source="config")
+# the checks of `brainalign check-config`: schema, data on disk, GPUs vs this run's --set-resources/--resources
+check_workflow_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml", source="config",
+                      workflow=workflow)
 
 report: "workflow/report/workflow.rst"
 

@@ -182,3 +182,20 @@ def test_bad_input_is_rejected():
         fit_banded_ridge(bands, Y, candidates=np.ones((2, 3)))
     with pytest.raises(ValueError):
         fit_banded_ridge(bands, Y, alphas=[0.0])
+
+
+@pytest.mark.parametrize("backend", ["torch", "himalaya", "sklearn"])
+def test_dead_voxels_get_nan_cv_r2(backend):
+    """A constant voxel has nothing to explain: cv_r2 NaN (0 / 0), not 1.0; the other voxels are unaffected."""
+    bands, Y = planted_bands(50, [4, 6], [(0,), (1,), (0, 1)], seed=9)
+    Yd = np.column_stack([Y[:, 0], np.full(50, 0.1), Y[:, 1], np.full(50, 1234.567), Y[:, 2]])
+    cands = np.maximum(band_candidates(2, "grid:2"), 1e-9)
+    fit = fit_banded_ridge(bands, Yd, ALPHAS, candidates=cands, n_folds=4, backend=backend, dtype="float64")
+    alone = fit_banded_ridge(bands, Y, ALPHAS, candidates=cands, n_folds=4, backend=backend, dtype="float64")
+    assert np.isnan(fit.cv_r2[[1, 3]]).all()
+    np.testing.assert_allclose(fit.cv_r2[[0, 2, 4]], alone.cv_r2, rtol=1e-6)
+    np.testing.assert_array_equal(fit.coef[:, [1, 3]], 0.0)
+    np.testing.assert_allclose(fit.predict(np.hstack(bands))[:, [1, 3]], Yd[:, [1, 3]], rtol=1e-12)
+    # the band split of a constant target is NaN too, also with a rounding residue left by centring
+    parts = fit.predict_split(np.hstack(bands)) + np.float32(0.1)
+    assert np.isnan(r2_split(Yd, parts)[:, [1, 3]]).all()

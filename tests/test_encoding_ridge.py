@@ -1,5 +1,7 @@
 """Voxelwise ridge: the torch solver against scikit-learn and himalaya, and planted alpha recovery."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -137,3 +139,72 @@ def test_bad_input_is_rejected():
     Y[0, 0] = np.nan
     with pytest.raises(ValueError):
         fit_voxelwise_ridge(X, Y)
+
+
+# ---------------------------------------------------------------- dead (constant) voxels
+def _with_dead_voxels(Y):
+    """Y with four dead voxels inserted: constants that float rounding does not centre to exactly 0."""
+    dead = np.array([1, 3, 4, 7])
+    out = np.insert(Y, dead - np.arange(len(dead)), 0.0, axis=1)
+    out[:, dead] = [0.1, 1234.567, 0.0, -3e-5]
+    return out, dead
+
+
+@pytest.mark.parametrize("backend,dtype", [("torch", "float32"), ("torch", "float64"), ("sklearn", "float64"),
+                                           ("himalaya", "float32")])
+def test_dead_voxels_get_nan_cv_r2_not_one(backend, dtype):
+    """0 / 0 is undefined: sklearn's r2_score(force_finite=False) of a constant target predicted exactly is NaN
+    (its default force_finite=True reports the same case as a perfect 1.0, the bug this guards against)."""
+    from sklearn.metrics import r2_score
+
+    assert np.isnan(r2_score([0.1] * 5, [0.1] * 5, force_finite=False))
+    X, Y = planted(60, 12, 6, seed=7)
+    Yd, dead = _with_dead_voxels(Y)
+    live = np.setdiff1d(np.arange(Yd.shape[1]), dead)
+    fit = fit_voxelwise_ridge(X, Yd, ALPHAS, n_folds=4, backend=backend, dtype=dtype)
+    assert np.isnan(fit.cv_r2[dead]).all()
+    assert np.isfinite(fit.cv_r2[live]).all()
+    # the other voxels are fitted exactly as without the dead ones (voxels are independent)
+    alone = fit_voxelwise_ridge(X, Y, ALPHAS, n_folds=4, backend=backend, dtype=dtype)
+    np.testing.assert_allclose(fit.cv_r2[live], alone.cv_r2, rtol=1e-5, atol=1e-6)
+    # a dead voxel predicts its constant, with no coefficients and no residual scale
+    np.testing.assert_array_equal(fit.coef[:, dead], 0.0)
+    np.testing.assert_array_equal(fit.y_scale[dead], 0.0)
+    np.testing.assert_allclose(fit.predict(X[:3])[:, dead], np.broadcast_to(Yd[0, dead], (3, 4)), rtol=1e-6)
+
+
+def test_constant_lines_score_nan_and_roi_summaries_count_dead_voxels():
+    """Test scores of a constant voxel are NaN (scipy pearsonr, sklearn r2_score(force_finite=False)), also when
+    centring leaves a rounding residue (0.1 in float64 against its float32 prediction); ROI means leave dead
+    voxels out and count them."""
+    import pandas as pd
+    from sklearn.metrics import r2_score
+
+    from brainalign.encoding import scoring
+
+    rng = np.random.default_rng(8)
+    truth = rng.normal(size=(20, 4))
+    truth[:, 1] = 0.1
+    pred = truth + rng.normal(size=truth.shape) * 0.5
+    pred[:, 1] = np.float32(0.1)
+    pred[:, 2] = 2.0  # a constant prediction of a live voxel
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        ref_r = [stats.pearsonr(truth[:, v], pred[:, v]).statistic for v in range(4)]  # NaN for constant input
+        ref_r2 = r2_score(truth, pred, multioutput="raw_values", force_finite=False)
+    assert np.isnan(ref_r).sum() == 2
+    np.testing.assert_allclose(scoring.pearson_r(truth, pred), ref_r, rtol=1e-12)
+    # sklearn's own 0 / 0 test sees the rounding residue of centring 0.1 and reports ~-1e16 for voxel 1
+    ours = scoring.r2_score(truth, pred)
+    assert np.isnan(ours[1]) and abs(ref_r2[1]) > 1e10
+    np.testing.assert_allclose(ours[[0, 2, 3]], ref_r2[[0, 2, 3]], rtol=1e-12)
+
+    table = pd.DataFrame({"voxel": np.arange(6), "layer": "conv", "r": [0.5, np.nan, 0.3, 0.1, np.nan, 0.2],
+                          "r2": [0.2, np.nan, 0.1, 0.0, np.nan, 0.05], "nc": [0.8, np.nan, 0.6, 0.5, 1.0, 0.4],
+                          "score": [0.3, np.nan, 0.2, 0.1, 0.0, 0.1], "cv_r2": [0.3, np.nan, 0.2, 0.1, np.nan, 0.1]})
+    out = scoring.summarize(table, {"roi": np.ones(6, bool)}).iloc[0]
+    live = table[table["cv_r2"].notna()]
+    assert out["n_voxels"] == 6 and out["n_dead"] == 2
+    for col in ("r", "r2", "cv_r2", "nc", "score"):
+        assert out[f"mean_{col}"] == pytest.approx(live[col].mean())  # voxel 4's nc 1.0 and score 0.0 left out
+    assert out["median_score"] == pytest.approx(live["score"].median())

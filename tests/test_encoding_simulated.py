@@ -13,7 +13,6 @@ from PIL import Image
 
 from brainalign.cli import main as cli_main
 
-pytestmark = pytest.mark.xdist_group("simulated_root")
 
 CATEGORIES = ["faces", "bodies", "places", "words", "objects"]
 
@@ -140,6 +139,6 @@ def test_unseen_category_decoding_beats_chance_with_image_features(sim, tmp_path
     print(dec[["roi", "train", "n_per_class", "balanced_accuracy", "p_value", "n_test"]])
     syn_rows = dec[dec["train"] == "synthetic"].set_index("roi")
     assert (syn_rows["n_classes"] == 2).all() and (syn_rows["chance"] == 0.5).all()
-    assert (syn_rows["standardize"] == "domain").all()
+    assert (syn_rows["standardize"] == "center").all()
     for roi in ("all", "prf-visualrois/V1v", "prf-visualrois/V1d"):
         assert syn_rows.loc[roi, "balanced_accuracy"] > 0.65 and syn_rows.loc[roi, "p_value"] < 0.01, roi

@@ -238,3 +238,72 @@ def test_cli_on_a_plain_folder(tmp_path, monkeypatch, capsys):
     bad[bad.index("random")] = "imagenet"
     assert cli_main(bad) == 2
     assert "alexnet-owt-7be5be79.pth" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------- weights and training records
+def _trained_checkpoint(run, record, **meta):
+    """A ``brainalign train``-style checkpoint of a small torchvision network, with its training record beside it."""
+    import torchvision
+
+    from brainalign.heldout import record_info, write_training_record
+    from brainalign.training.backbones import export_backbone
+
+    torch.manual_seed(0)
+    run.mkdir(parents=True, exist_ok=True)
+    write_training_record(run / "stimuli.parquet", record)
+    extra = {"method": "realnet", "control": "none", "subject": "subj01", "epoch": 2, "initial_weights": "random",
+             "training_record": record_info(record), **meta}
+    return export_backbone(run / "backbone.pt", torchvision.models.squeezenet1_1(), "squeezenet1_1", image_size=64,
+                           extra=extra)
+
+
+def test_trained_cache_carries_the_checkpoints_training_record(brick, tmp_path):
+    import pandas as pd
+
+    from brainalign.heldout import read_training_record, training_record
+
+    record = training_record([3, 5, 7], [9], "subj01")
+    ckpt = _trained_checkpoint(tmp_path / "run", record)
+    kwargs = dict(layers=["features.3"], reduce="pool", device="cpu", workers=0, show_progress=False)
+    images = nsd_images(brick).subset(list(range(12)))
+    cache = open_feature_cache(extract_features(images, load_model(str(ckpt)), tmp_path / "c.zarr", **kwargs))
+    expected = read_training_record(tmp_path / "run" / "stimuli.parquet")
+    pd.testing.assert_frame_equal(cache.training_stimuli, expected)
+    assert sorted(cache.training_stimuli["stimulus"]) == ["3", "5", "7", "9"]
+    assert cache.attrs["weights"] == f"checkpoint:{ckpt}" and cache.attrs["weights_origin"] == "random"
+    training = cache.attrs["training"]
+    assert training["method"] == "realnet" and training["subject"] == "subj01" and training["record"]["n_val"] == 1
+    # a record that is not the one the checkpoint was trained with, or none at all: refused, nothing written
+    training_record([3, 5], [9], "subj01").to_parquet(tmp_path / "run" / "stimuli.parquet")
+    with pytest.raises(InputError, match="not the one"):
+        extract_features(images, load_model(str(ckpt)), tmp_path / "d.zarr", **kwargs)
+    (tmp_path / "run" / "stimuli.parquet").unlink()
+    with pytest.raises(InputError, match="training record not found"):
+        extract_features(images, load_model(str(ckpt)), tmp_path / "d.zarr", **kwargs)
+    unrecorded = _trained_checkpoint(tmp_path / "old", record, training_record=None)
+    with pytest.raises(InputError, match="without a training record"):
+        extract_features(images, load_model(str(unrecorded)), tmp_path / "d.zarr", **kwargs)
+    assert not (tmp_path / "d.zarr").exists() and not list(tmp_path.glob(".d.zarr*"))
+
+
+def test_untrained_caches_name_their_weights(brick, alexnet, tmp_path, monkeypatch):
+    """Random weights, ImageNet weights (named by their file) and a plain weights file; none has training stimuli."""
+    import torchvision
+
+    kwargs = dict(reduce="pool", device="cpu", workers=0, show_progress=False)
+    images = nsd_images(brick).subset([0, 1, 2])
+    random = open_feature_cache(extract_features(images, alexnet, tmp_path / "r.zarr", layers=["conv1"], **kwargs))
+    assert random.attrs["weights"] == random.attrs["weights_origin"] == "random"
+    assert random.training_stimuli is None and random.attrs["training"] is None
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    (hub / "checkpoints").mkdir(parents=True)
+    torch.save(torchvision.models.squeezenet1_1().state_dict(), hub / "checkpoints" / "squeezenet1_1-b8a52dc0.pth")
+    pretrained = load_model("squeezenet1_1", "imagenet")
+    cache = open_feature_cache(extract_features(images, pretrained, tmp_path / "i.zarr", layers=["features.3"],
+                                                **kwargs))
+    assert cache.attrs["weights"] == cache.attrs["weights_origin"] == "imagenet:squeezenet1_1-b8a52dc0.pth"
+    assert cache.training_stimuli is None
+    plain = load_model("squeezenet1_1", str(hub / "checkpoints" / "squeezenet1_1-b8a52dc0.pth"))
+    cache = open_feature_cache(extract_features(images, plain, tmp_path / "f.zarr", layers=["features.3"], **kwargs))
+    assert cache.attrs["weights"] == f"file:{hub / 'checkpoints' / 'squeezenet1_1-b8a52dc0.pth'}"

@@ -11,7 +11,6 @@ from brainalign.ingest import ingest_bold5000, ingest_nsd, ingest_things_eeg2
 from brainalign.ncsnr import ncsnr_from_betas
 from brainalign.store import open_eeg_store, open_voxel_store
 
-pytestmark = pytest.mark.xdist_group("simulated_root")
 os.environ.setdefault("BRAINALIGN_PROGRESS", "0")
 ATLASES = ("nsdgeneral", "prf-visualrois", "floc-faces", "floc-bodies", "floc-places", "floc-words", "streams")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,25 @@ def test_noise_ceiling_formulas():
         noise_ceiling_from_ncsnr(ncsnr, [3, 0])
     with pytest.raises(ValueError):
         noise_ceiling_from_ncsnr(ncsnr, [3, 0.5])  # a repetition count is a whole number >= 1
+
+
+def test_dead_voxel_ncsnr_is_nan_without_warnings():
+    """A dead voxel (constant in every session, or over all trials) has neither signal nor noise: 0 / 0 -> NaN,
+    and so its noise ceiling is NaN, silently (no RuntimeWarning); a noise-free voxel (repetitions identical,
+    values varying over images) keeps a huge or infinite ncsnr, whose noise ceiling is 1 (the limit for inf)."""
+    d = np.array([0.3, 0.0, 0.0, 0.0])
+    betas, stim = _triplets(d, n_images=12)
+    betas[:, 1] = 7.0  # dead everywhere
+    sessions = np.repeat([1, 2, 3], len(stim) // 3)
+    betas[:, 2] = np.where(sessions == 2, 5.0, -1.0)  # constant within each session: z-scored to 0 everywhere
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        z = ncsnr_from_betas(betas, stim, sessions=sessions)
+        raw = ncsnr_from_betas(betas, stim, zscore=False)
+        nc = noise_ceiling_from_ncsnr(z, 3)
+        nc_raw = noise_ceiling_from_ncsnr(raw, 3, percent=True)
+    assert np.isnan(z[[1, 2]]).all() and np.isnan(nc[[1, 2]]).all()
+    assert np.isnan(raw[1]) and np.isnan(nc_raw[1])
+    assert raw[3] > 1e6 and nc_raw[3] == pytest.approx(100.0)  # noise-free (up to rounding), not dead
+    np.testing.assert_allclose(raw[0], np.sqrt(1 - 0.09) / 0.3, rtol=1e-5)
+    assert noise_ceiling_from_ncsnr(np.inf, 3) == 1.0 and np.isnan(noise_ceiling_from_ncsnr(np.nan, 3))

@@ -244,3 +244,125 @@ def test_fingerprint_follows_a_module_imported_only_indirectly(tmp_path):
     after = {c: code_fingerprint(c, root) for c in before}
     assert after["encode"] != before["encode"]
     assert all(after[c] == before[c] for c in upstream)
+
+
+# --- provenance that cannot reassure falsely (issue #15) ---
+
+@pytest.fixture()
+def eeg_run(tmp_path, monkeypatch):
+    """A THINGS-EEG2 store ingested the way the workflow does it: from the run folder, with a relative root."""
+    from brainalign.ingest import ingest_things_eeg2
+    from fixtures_layouts import write_things_eeg2_tree
+
+    work = tmp_path / "run"
+    write_things_eeg2_tree(work / "data" / "eeg", subject=1)
+    monkeypatch.chdir(work)
+    ingest_things_eeg2("data/eeg", 1, "results/stores/things_eeg2/sub-01.zarr")
+    monkeypatch.chdir(tmp_path)
+    config = {"seed": 1, "results": "results", "datasets": {"things_eeg2": {"root": "data/eeg", "subjects": [1]}}}
+    return work, config
+
+
+EEG_FILES = ("eeg_dataset/preprocessed_data/sub-01/preprocessed_eeg_training.npy",
+             "eeg_dataset/preprocessed_data/sub-01/preprocessed_eeg_test.npy", "image_set/image_metadata.npy")
+
+
+def test_inputs_are_recorded_from_any_working_directory(eeg_run, tmp_path, monkeypatch, capsys):
+    from brainalign.provenance import build_manifest
+
+    work, config = eeg_run
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # export from another folder: the config's relative roots mean nothing here
+    m = build_manifest(work / "results", config, workdir=".")
+    files = m["inputs"]["things_eeg2"]["files"]
+    assert m["inputs"]["things_eeg2"]["root"] == str((work / "data" / "eeg").resolve())
+    assert set(files) == set(EEG_FILES) and m["inputs_not_found"] == []
+    for rel in EEG_FILES:
+        assert files[rel]["sha256"] == sha(work / "data" / "eeg" / rel)
+        assert files[rel]["used_by"] == ["stores/things_eeg2/sub-01.zarr"]
+    # so verify on a receiver's changed copy names what reruns
+    receiver = tmp_path / "receiver"
+    shutil.copytree(work / "data" / "eeg", receiver)
+    assert main(["export", str(work / "results"), "--out", str(tmp_path / "a.tar.gz"),
+                 "--configfile", str(_config_file(tmp_path, config))]) == 0
+    (receiver / EEG_FILES[1]).write_bytes(b"changed")
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "a.tar.gz"), "--data-root", f"things_eeg2={receiver}"]) == 0
+    out = capsys.readouterr().out
+    assert "inputs: 3 recorded source files checked" in out
+    assert f"things_eeg2:{EEG_FILES[1]} (differs)" in out
+    assert "would rerun on this data: stores/things_eeg2/sub-01.zarr" in out
+
+
+def _config_file(tmp_path, config) -> Path:
+    """A complete pipeline config (the project's) with the test's datasets: export validates it."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    full = yaml.safe_load((root / "config.yaml").read_text())
+    full["simulate"]["enabled"] = False
+    full["datasets"] = {"nsd": {"root": str(tmp_path), "subjects": [1]},
+                        "things_eeg2": {"root": str(tmp_path), "subjects": [1]}}
+    full["training"].update(subjects=[1], neurofusion={"enabled": False})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(full))
+    return path
+
+
+def test_missing_inputs_are_named_and_never_match(eeg_run, tmp_path, caplog, capsys):
+    import logging
+
+    from brainalign.provenance import build_manifest
+
+    work, config = eeg_run
+    (work / "data" / "eeg" / EEG_FILES[2]).unlink()
+    with caplog.at_level(logging.WARNING):
+        m = build_manifest(work / "results", config, workdir=work)
+    gone = str((work / "data" / "eeg" / EEG_FILES[2]).resolve())
+    assert m["inputs_not_found"] == [gone] and f"{gone}: recorded as an input" in caplog.text
+    assert set(m["inputs"]["things_eeg2"]["files"]) == set(EEG_FILES[:2])
+
+    # a manifest that records no source file: "--data-root" cannot confirm anything -> not "match", exit 1
+    (work / "results" / "manifest.json").write_text(json.dumps(dict(m, inputs={"things_eeg2": {"root": None,
+                                                                                              "files": {}}})))
+    from brainalign.provenance.manifest import checksum_tree
+
+    data = json.loads((work / "results" / "manifest.json").read_text())
+    data["outputs"] = checksum_tree(work / "results")
+    (work / "results" / "manifest.json").write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["verify", str(work / "results"), "--data-root", f"things_eeg2={work / 'data' / 'eeg'}"]) == 1
+    out = capsys.readouterr().out
+    assert "OK:" in out and "inputs: 0 recorded source files checked" in out
+    assert "things_eeg2: NOT CHECKED" in out and "inputs NOT VERIFIED" in out and "inputs match" not in out
+
+
+def test_truncated_archive_is_a_user_error_not_a_difference(run_dir, tmp_path, capsys):
+    archive = tmp_path / "run.tar.gz"
+    assert main(["export", str(run_dir / "results"), "--out", str(archive)]) == 0
+    data = archive.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    assert main(["verify", str(cut)]) == 2  # not 1 ("files differ")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(cut) in err[0] and "truncated or corrupt archive" in err[0]
+    garbage = tmp_path / "garbage.tar.gz"
+    garbage.write_bytes(b"\x1f\x8b" + b"not gzip at all" * 10)
+    assert main(["verify", str(garbage)]) == 2
+    assert str(garbage) in capsys.readouterr().err
+
+
+def test_internal_errors_are_exit_3_with_one_summary_line(monkeypatch, capsys):
+    import brainalign.provenance.verify_cli as verify_cli
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(verify_cli, "run", broken)
+    assert main(["verify", "x"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("Traceback") and err[-1] == (
+        "brainalign verify: internal error: ZeroDivisionError: a bug (a bug in brainalign; please report it with the "
+        "traceback above)")

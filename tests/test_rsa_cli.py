@@ -6,33 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
-import zarr
 from rsatoolbox.data import Dataset
 from rsatoolbox.inference import boot_noise_ceiling
 from rsatoolbox.rdm import RDMs, calc_rdm, compare
 from scipy.spatial.distance import pdist
+from rsa_inputs import trial_table, write_feature_cache
 
 from brainalign.cli import main
 from brainalign.store import write_eeg_store, write_voxel_store
 
 N_STIM = 14
-
-
-def _feature_cache(path, stim_ids, layers):
-    """A finished feature cache written straight from the documented layout."""
-    g = zarr.open_group(str(path), mode="w", zarr_format=3)
-    for name, arr in layers.items():
-        g.create_array(f"layers/{name}", data=np.asarray(arr, dtype=np.float32))
-    g.attrs.update({"format": "brainalign.feature_cache/1", "complete": True, "layers": list(layers),
-                    "model": path.stem})
-    pd.DataFrame({"stimulus": np.asarray(stim_ids, dtype=np.int64)}).to_parquet(path / "stimuli.parquet")
-    return path
-
-
-def _trials(stim_per_trial):
-    s = pd.Series(stim_per_trial)
-    return pd.DataFrame({"session": 1, "trial": np.arange(1, len(s) + 1), "stimulus": s,
-                         "repetition": s.groupby(s).cumcount(), "shared": True})
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +36,13 @@ def fmri_setup(tmp_path_factory):
         labels = np.repeat([1, 2], n_vox // 2).astype(np.int16)
         ijk = np.stack(np.unravel_index(np.arange(n_vox), (4, 5, 2)), 1)
         path = root / f"sub{k + 1}.zarr"
-        write_voxel_store(path, betas, _trials(order), ijk, (4, 5, 2), np.eye(4),
+        write_voxel_store(path, betas, trial_table(order), ijk, (4, 5, 2), np.eye(4),
                           rois={"atlas": (labels, {1: "V1", 2: "LO"})}, attrs={"subject": f"subj0{k + 1}"})
         stores.append((path, stim, order, betas, labels))
     feats = {"conv": latent @ rng.standard_normal((6, 30)) + 0.5 * rng.standard_normal((N_STIM, 30)),
              "fc": rng.standard_normal((N_STIM, 8))}
     cache_stim = np.concatenate([np.arange(N_STIM) * 10, [5000]])
-    cache = _feature_cache(root / "netA.zarr", cache_stim,
+    cache = write_feature_cache(root / "netA.zarr", cache_stim,
                            {k: np.concatenate([v, rng.standard_normal((1, v.shape[1]))]) for k, v in feats.items()})
     return root, stores, cache, feats
 
@@ -134,11 +117,11 @@ def test_eeg_mode_finds_planted_window(tmp_path):
         order = np.repeat(stim[None], n_reps, 0).T.ravel()  # condition-major trials
         eeg = data.reshape(n_stim * n_reps, n_chan, n_t)
         path = tmp_path / f"sub-{k + 1:02d}.zarr"
-        write_eeg_store(path, eeg, _trials(order), [f"ch{c}" for c in range(n_chan)], times,
+        write_eeg_store(path, eeg, trial_table(order), [f"ch{c}" for c in range(n_chan)], times,
                         attrs={"subject": f"sub-{k + 1:02d}"})
         paths.append(str(path))
-    a = _feature_cache(tmp_path / "good.zarr", stim, {"IT": latent @ rng.standard_normal((n_chan, 20))})
-    b = _feature_cache(tmp_path / "bad.zarr", stim, {"IT": rng.standard_normal((n_stim, 20))})
+    a = write_feature_cache(tmp_path / "good.zarr", stim, {"IT": latent @ rng.standard_normal((n_chan, 20))})
+    b = write_feature_cache(tmp_path / "bad.zarr", stim, {"IT": rng.standard_normal((n_stim, 20))})
     out = tmp_path / "out"
     rc = main(["rsa", "--features", str(a), str(b), "--eeg-stores", *paths, "--n-permutations", "500",
                "--n-boot", "100", "--out", str(out)])
@@ -179,11 +162,11 @@ def fmri_reps_setup(tmp_path_factory):
         labels = np.repeat([1, 2], n_vox // 2).astype(np.int16)
         ijk = np.stack(np.unravel_index(np.arange(n_vox), (5, 3, 2)), 1)
         path = root / f"sub{k + 1}.zarr"
-        write_voxel_store(path, betas, _trials(order), ijk, (5, 3, 2), np.eye(4),
+        write_voxel_store(path, betas, trial_table(order), ijk, (5, 3, 2), np.eye(4),
                           rois={"atlas": (labels, {1: "V1", 2: "LO"})}, attrs={"subject": f"subj0{k + 1}"})
         stores.append((path, order, betas, labels))
     feats = {"conv": latent @ rng.standard_normal((5, 20)) + 0.3 * rng.standard_normal((n_stim, 20))}
-    cache = _feature_cache(root / "netA.zarr", stim, feats)
+    cache = write_feature_cache(root / "netA.zarr", stim, feats)
     return stores, cache, feats, stim
 
 
@@ -255,7 +238,7 @@ def dimension_setup(fmri_setup):
     for name, gain in (("cornet_s-initial", 0.3), ("realnet", 3.0)):
         feats[name] = {layer: gain * onehot @ rng.standard_normal((3, 25)) + rng.standard_normal((N_STIM, 25))
                        for layer in ("V1", "IT")}
-        _feature_cache(root / f"{name}.zarr", stim, feats[name])
+        write_feature_cache(root / f"{name}.zarr", stim, feats[name])
     table = pd.DataFrame({"stimulus": np.concatenate([stim, [777]]),
                           "category": np.concatenate([category, ["faces"]]),
                           "size": np.concatenate([size, [0.0]])})
@@ -333,11 +316,11 @@ def test_eeg_crossnobis_matches_rsatoolbox(tmp_path):
     for k in range(2):
         eeg = latent[order] + rng.standard_normal((len(order), n_chan, n_t))
         path = tmp_path / f"sub-{k + 1:02d}.zarr"
-        write_eeg_store(path, eeg, _trials(order), [f"ch{c}" for c in range(n_chan)], np.linspace(0, 0.3, n_t),
+        write_eeg_store(path, eeg, trial_table(order), [f"ch{c}" for c in range(n_chan)], np.linspace(0, 0.3, n_t),
                         attrs={"subject": f"sub-{k + 1:02d}"})
         paths.append(str(path))
         data.append(eeg)
-    cache = _feature_cache(tmp_path / "net.zarr", stim, {"IT": rng.standard_normal((n_stim, 12))})
+    cache = write_feature_cache(tmp_path / "net.zarr", stim, {"IT": rng.standard_normal((n_stim, 12))})
     out = tmp_path / "out"
     assert main(["rsa", "--features", str(cache), "--eeg-stores", *paths, "--rdm-method", "crossnobis",
                  "--n-permutations", "10", "--n-boot", "0", "--out", str(out)]) == 0
@@ -408,10 +391,10 @@ def test_run_eeg_rsa_one_subject(tmp_path):
     stim = np.arange(n_stim)
     order = np.tile(stim, n_reps)
     eeg = rng.standard_normal((len(order), n_chan, n_t))
-    write_eeg_store(tmp_path / "sub-01.zarr", eeg, _trials(order), [f"ch{c}" for c in range(n_chan)],
+    write_eeg_store(tmp_path / "sub-01.zarr", eeg, trial_table(order), [f"ch{c}" for c in range(n_chan)],
                     np.linspace(0, 0.5, n_t), attrs={"subject": "sub-01"})
     feats = rng.standard_normal((n_stim, 10))
-    cache = _feature_cache(tmp_path / "net.zarr", stim, {"IT": feats})
+    cache = write_feature_cache(tmp_path / "net.zarr", stim, {"IT": feats})
     out = tmp_path / "out"
     result = run_eeg_rsa([cache], [tmp_path / "sub-01.zarr"], out, n_boot=0, time_range=(0.1, 0.5), window=2,
                          device="cpu")

@@ -17,7 +17,6 @@ import scipy.io
 
 from fixtures_layouts import NSD_ATLAS_LABELS as NSD_LABELS  # written from datasets.md, not the simulator
 CH_NAMES = ["Pz", "P3", "P7", "O1", "Oz", "O2", "P4", "P8", "P1", "P5", "PO7", "PO3", "POz", "PO4", "PO8", "P6", "P2"]
-pytestmark = pytest.mark.xdist_group("simulated_root")
 
 BETAS = "nsddata_betas/ppdata/{s}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
 

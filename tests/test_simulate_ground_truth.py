@@ -16,7 +16,6 @@ from sklearn.preprocessing import StandardScaler
 
 from brainalign.errors import InputError
 
-pytestmark = pytest.mark.xdist_group("simulated_root")
 
 BETAS = "nsd/nsddata_betas/ppdata/{s}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
 

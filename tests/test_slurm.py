@@ -1,11 +1,13 @@
 """The SLURM profile, run for real: a single-node SLURM cluster (tests/slurm/setup_cluster.sh) with a CPU
-partition and a GPU partition of faked A100s, Snakemake's SLURM executor plugin, and
-workflow/profiles/slurm scaled down to fit the node (same partitions, GPU requests, groups, retries).
+partition and a GPU partition of faked A100s, Snakemake's SLURM executor plugin, and the profile scaled down to
+fit the node (same partitions, GPU requests, groups, retries).
 
 Two workflows run through it:
 - a stand-in DAG whose rules carry the project's rule names (so the profile's per-rule settings apply),
   with a rule that fails unless the retry raised its memory, and a multi-GPU rule;
-- the project's own DAG on the simulator's ``tiny`` preset, once `snakemake -n` works on it.
+- the project's own DAG, CI-sized (simulator ``tiny`` preset), run as a user would: ``brainalign profile slurm``
+  (site values from this cluster's sinfo), then ``snakemake --profile slurm -n`` and ``snakemake --profile slurm``
+  (profile found by name in ``$XDG_CONFIG_HOME/snakemake``; only its sizes shrunk to the node).
 
 Checks read ``scontrol show job`` (finished jobs stay in slurmctld for MinJobAge = 300 s; no slurmdbd).
 Skipped only when not root or when SLURM is neither installed nor installable with apt.
@@ -25,12 +27,13 @@ import yaml
 from project_copy import BIN, ROOT, SNAKEMAKE, copy_project, default_config
 
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
-SETUP = ROOT / "tests" / "slurm" / "setup_cluster.sh"
+SETUP_CLUSTER = ROOT / "tests" / "slurm" / "setup_cluster.sh"
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
-def _can_run() -> str | None:
+def cluster_unavailable() -> str | None:
+    """Why no SLURM cluster can be started here, or None."""
     if os.geteuid() != 0:
         return "needs root (SLURM daemons and jobs run as root here)"
     if not shutil.which("sbatch") and not shutil.which("apt-get"):
@@ -38,44 +41,18 @@ def _can_run() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    why = _can_run()
-    if why:
-        pytest.skip(why)
-    r = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=600)
+def start_cluster() -> None:
+    # the node's CPUs are the machine's, not the one compute thread per process the suite sets (tests/conftest.py)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    r = subprocess.run(["bash", str(SETUP_CLUSTER)], capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, f"setup_cluster.sh failed:\n{r.stdout}\n{r.stderr}"
-    return True
 
 
-def scaled_profile(dest: Path, gpus_for_train: int = 2, extra: dict | None = None) -> Path:
-    """Copy of the SLURM profile with every size shrunk to fit a 2-core test node; all else as shipped."""
-    prof = yaml.safe_load(PROFILE.read_text())
-    prof["jobs"] = 4
-    prof["latency-wait"] = 5
-    prof["slurm-init-seconds-before-status-checks"] = 2
-    prof["max-status-checks-per-second"] = 2
-    prof["keep-going"] = False
-    prof["default-resources"].update({"mem_mb": "300 * attempt", "runtime": "5 * attempt", "disk_mb": 100})
-    for rule, res in prof["set-resources"].items():
-        res["mem_mb"] = "300 * attempt"
-        res["runtime"] = "5 * attempt"
-        if "cpus_per_gpu" in res:
-            res["cpus_per_gpu"] = 1
-    for rule in ("train", "train_neurofusion"):
-        if rule in prof["set-resources"]:
-            prof["set-resources"][rule]["gpu"] = gpus_for_train
-    prof["set-threads"] = {rule: 1 for rule in prof.get("set-threads", {})}
-    for key, value in (extra or {}).items():
-        prof[key] = value
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
-    return dest
-
-
-def run_snakemake(workdir: Path, args: list[str], timeout: int) -> subprocess.CompletedProcess:
-    """Snakemake in its own session (a stray SIGTERM makes the plugin wait forever), under a hard timeout."""
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", BRAINALIGN_PROGRESS="0")
+def run_in_session(workdir: Path, args: list[str], timeout: int, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Snakemake in its own session (a stray SIGTERM makes the SLURM plugin wait forever), under a hard timeout;
+    ``env``: extra environment variables."""
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}", PYTHONPATH=str(workdir / "src"),
+               BRAINALIGN_PROGRESS="0", **(env or {}))
     cmd = ["setsid", "timeout", "-k", "20", str(timeout), str(SNAKEMAKE), *args]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout + 60)
 
@@ -105,6 +82,61 @@ def by_rule(jobs: list[dict], rules) -> dict[str, list[dict]]:
 
 def gpu_request(job: dict) -> str:
     return job.get("TresPerJob", "") + job.get("TresPerNode", "") + job.get("Gres", "")
+
+
+def shrink_profile(prof: dict, gpus_for_train: int = 1) -> dict:
+    """A profile's sizes (jobs, memory, time, threads, CPUs and GPUs per job, waits) shrunk to the 2-core test node;
+    partitions, GPU types, groups and retries stay as written."""
+    prof["jobs"] = 2
+    prof["latency-wait"] = 5
+    prof["slurm-init-seconds-before-status-checks"] = 2
+    prof["max-status-checks-per-second"] = 2
+    prof["keep-going"] = False
+    prof["default-resources"].update({"mem_mb": "300 * attempt", "runtime": "30 * attempt", "disk_mb": 100})
+    for res in prof["set-resources"].values():
+        res["mem_mb"] = "300 * attempt"
+        res["runtime"] = "30 * attempt"
+        if "cpus_per_gpu" in res:
+            res["cpus_per_gpu"] = 1
+    for rule in ("train", "train_neurofusion", "train_neurofusion_control"):
+        if rule in prof["set-resources"]:
+            prof["set-resources"][rule]["gpu"] = gpus_for_train
+    prof["set-threads"] = {rule: 1 for rule in prof.get("set-threads", {})}
+    return prof
+
+
+def write_user_profile(config_home: Path) -> tuple[dict, str]:
+    """``brainalign profile slurm`` as a user runs it on the cluster's login node (no flags: site values from
+    sinfo), into ``config_home``; the written profile (as written) and its text. Then its sizes are shrunk to the
+    node in place, the marker block kept so the file stays brainalign's."""
+    env = dict(os.environ, XDG_CONFIG_HOME=str(config_home), PATH=f"{BIN}:{os.environ['PATH']}")
+    r = subprocess.run([str(BIN / "brainalign"), "profile", "slurm"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    path = config_home / "snakemake" / "slurm" / "config.yaml"
+    text = path.read_text()
+    written = yaml.safe_load(text)
+    header = text.split("\n\n", 1)[0]
+    shrunk = shrink_profile(yaml.safe_load(text))
+    path.write_text(header + "\n\n" + yaml.safe_dump(shrunk, sort_keys=False))
+    return written, text
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    why = cluster_unavailable()
+    if why:
+        pytest.skip(why)
+    start_cluster()
+    return True
+
+
+def scaled_profile(dest: Path, gpus_for_train: int = 2) -> Path:
+    """Copy of the project's SLURM profile with every size shrunk to fit a 2-core test node; all else as shipped."""
+    prof = shrink_profile(yaml.safe_load(PROFILE.read_text()), gpus_for_train)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(prof, sort_keys=False))
+    return dest
 
 
 STANDIN = textwrap.dedent(
@@ -153,7 +185,7 @@ def test_standin_dag_through_slurm_profile(cluster, tmp_path):
     (work / "Snakefile").write_text(STANDIN)
     profile = scaled_profile(tmp_path / "profile", gpus_for_train=2)
     # generous: on a loaded 2-core node each trivial job can take minutes through slurmctld/slurmd
-    r = run_snakemake(work, ["--profile", str(profile), "--retries", "1"], timeout=900)
+    r = run_in_session(work, ["--profile", str(profile), "--retries", "1"], timeout=900)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-6000:]
     assert (work / "out" / "report.txt").exists()
@@ -178,41 +210,52 @@ def test_standin_dag_through_slurm_profile(cluster, tmp_path):
     assert (work / "out" / "store.txt").read_text().strip() == "mem=600"
 
 
-def _project_dryrun_works() -> bool:
-    try:
-        r = subprocess.run([str(SNAKEMAKE), "-n", "--quiet", "rules"], cwd=ROOT, capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return r.returncode == 0
-
-
 def project_rules(workdir: Path) -> set[str]:
     r = subprocess.run([str(SNAKEMAKE), "--list-rules"], cwd=workdir, capture_output=True, text=True, timeout=120)
     return {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
 
 
-def test_project_dag_through_slurm_profile(cluster, tmp_path):
-    """The project's DAG, tiny preset, through the (scaled) SLURM profile: finishes, GPU rules on `gpu`."""
-    if not _project_dryrun_works():
-        pytest.skip("the project DAG does not dry-run yet (`snakemake -n` fails in the repo)")
-    profile = scaled_profile(tmp_path / "profile", gpus_for_train=1)
+def slurm_config() -> dict:
+    """The embedded default, CI-sized: the simulator's tiny preset, one EEG subject, the tiny training presets
+    without ReAlnet's controls (the same rule with other params), two held-out category sets."""
     config = default_config()
     config["simulate"]["preset"] = "tiny"
-    # CI-sized: one EEG subject and the trained model without its controls (the controls are the same
-    # rule with other params; the demo runs them)
     config["datasets"]["things_eeg2"]["subjects"] = [1]
     config["training"].update(preset="tiny", controls=[])
-    config["training"]["neurofusion"]["preset"] = "tiny"
-    work = copy_project(tmp_path / "repo", config)
-    r = run_snakemake(work, ["--profile", str(profile)], timeout=1200)
+    config["training"]["neurofusion"].update(preset="tiny", controls=[])
+    config["synthetic"].update(samples_per_class=[10], category_folds=2, permutations=100)
+    config["rsa"].update(bootstrap=50, permutations=100)
+    config["encoding"]["comparison_bootstrap"] = 50
+    return config
+
+
+def test_project_dag_through_slurm_profile(cluster, tmp_path):
+    """The project's DAG through `snakemake --profile slurm` as written (the profile from `brainalign profile slurm`,
+    sizes scaled): the dry run lists both partitions, the run finishes, every rule that is not a local rule ran as
+    a SLURM job, GPU rules on `gpu` with an A100 request, the others on `cpu`."""
+    config_home = tmp_path / "config_home"
+    prof, text = write_user_profile(config_home)
+    work = copy_project(tmp_path / "repo", slurm_config())
+    xdg = {"XDG_CONFIG_HOME": str(config_home)}
+    r = run_in_session(work, ["--profile", "slurm", "-n"], timeout=300, env=xdg)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-8000:]
-    jobs = by_rule(slurm_jobs(work), project_rules(work))
-    profile_cfg = yaml.safe_load(PROFILE.read_text())
-    gpu_rules = {rule for rule, res in profile_cfg["set-resources"].items() if res.get("slurm_partition") == "gpu"}
-    ran_gpu = gpu_rules & set(jobs)
-    assert ran_gpu, f"no GPU rule was submitted; submitted: {sorted(jobs)}"
-    for rule in ran_gpu:
+    r = run_in_session(work, ["--profile", "slurm"], timeout=1800, env=xdg)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-8000:]
+    submitted = slurm_jobs(work)
+    # the site values: this cluster's default partition, its GPU partition and GPU type (tests/slurm/setup_cluster.sh)
+    assert prof["default-resources"]["slurm_partition"] == "'cpu'", text[:2000]
+    gpu_rules = {rule for rule, res in prof["set-resources"].items() if "gpu" in res}
+    assert gpu_rules and all(prof["set-resources"][rule]["slurm_partition"] == "'gpu'"
+                             and prof["set-resources"][rule]["gpu_model"] == "'a100'" for rule in gpu_rules)
+    assert "slurm_partition=gpu" in log and "gpu_model=a100" in log and "slurm_partition=cpu" in log, log[-8000:]
+
+    jobs = by_rule(submitted, project_rules(work))
+    local = set(re.findall(r"^localrule (\w+):", log, flags=re.M))  # the Snakefile's localrules, as planned
+    planned = set(re.findall(r"^rule (\w+):", log, flags=re.M))
+    assert planned and not planned & local and planned <= set(jobs), f"not submitted: {sorted(planned - set(jobs))}"
+    assert gpu_rules & set(jobs), f"no GPU rule was submitted; submitted: {sorted(jobs)}"
+    for rule in gpu_rules & set(jobs):
         for job in jobs[rule]:
             assert job["Partition"] == "gpu" and "gpu:a100" in gpu_request(job), job
     for rule in set(jobs) - gpu_rules:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -195,3 +197,74 @@ def test_repetitions_by_stimulus(tmp_path):
         assert np.isnan(reps[i, len(rows):]).all()
     _, all_vox, _ = s.repetitions_by_stimulus([5], voxels=None)
     np.testing.assert_array_equal(all_vox, betas[stim == 5][None])
+
+
+def test_a_store_with_a_chunk_file_missing_is_refused(tmp_path):
+    """zarr reads a missing chunk as its fill value (NaN): the store's file list must catch it on open."""
+    import shutil
+
+    betas, trials, ijk, grid, affine = _toy()
+    path = write_voxel_store(tmp_path / "s.zarr", betas, trials, ijk, grid, affine, chunks=(4, 3))
+    listed = json.loads((path / "chunks.json").read_text())["files"]
+    chunks = sorted(p.relative_to(path).as_posix() for p in (path / "betas").rglob("*") if p.is_file()
+                    and p.name != "zarr.json")
+    assert len(chunks) == 9 and set(chunks) <= set(listed)  # 3 x 3 chunks of (10, 7) betas, all listed
+    assert open_voxel_store(path).betas.shape == (10, 7)
+
+    copy = tmp_path / "copy.zarr"  # an interrupted copy: one chunk file missing
+    shutil.copytree(path, copy)
+    (copy / chunks[4]).unlink()
+    with pytest.raises(InputError, match=rf"{chunks[4]}: missing from the store"):
+        open_voxel_store(copy)
+    shutil.rmtree(copy)
+    shutil.copytree(path, copy)  # a chunk cut short
+    data = (copy / chunks[0]).read_bytes()
+    (copy / chunks[0]).write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=rf"{chunks[0]}: has {len(data) // 2} bytes, the store recorded {len(data)}"):
+        open_voxel_store(copy)
+    shutil.rmtree(copy)
+    shutil.copytree(path, copy)
+    (copy / "chunks.json").unlink()
+    with pytest.raises(InputError, match="chunks.json: missing"):
+        open_voxel_store(copy)
+
+    eeg_path = write_eeg_store(tmp_path / "e.zarr", np.ones((4, 2, 3), np.float32) * np.arange(3),
+                               trials.iloc[:4].assign(session=1), ["Pz", "Oz"], [0.0, 0.1, 0.2])
+    chunk = next(p for p in (eeg_path / "eeg").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    with pytest.raises(InputError, match="missing from the store"):
+        open_eeg_store(eeg_path)
+
+
+def test_excluded_voxels_are_dropped_and_recorded(tmp_path):
+    betas, trials, ijk, grid, affine = _toy()
+    labels = np.array([0, 1, 2, 2, 0, 1, 3], dtype=np.int16)
+    rois = {"atlasA": (labels, {1: "V1v", 2: "V2d", 3: "hV4"}), "LHPPA": np.array([1, 1, 0, 0, 0, 1, 0], bool)}
+    ncsnr = np.linspace(0, 1, 7).astype(np.float32)
+    non_finite = np.array([0, 0, 1, 0, 0, 0, 0], bool)
+    constant = np.array([0, 0, 1, 0, 0, 1, 0], bool)  # voxel 2 is both: counted as non-finite (listed first)
+    path = tmp_path / "s.zarr"
+    with atomic_output(path) as tmp:
+        w = VoxelStoreWriter(tmp, 10, 7, chunks=(3, 2))
+        w.append(betas[:4])
+        w.append(betas[4:])
+        w.finish(trials, ijk, grid, affine, rois=rois, ncsnr=ncsnr,
+                 exclude={"non-finite": non_finite, "constant": constant})
+    s = open_voxel_store(path)
+    keep = [0, 1, 3, 4, 6]
+    np.testing.assert_array_equal(s.betas[:], betas[:, keep])
+    assert s.betas.chunks == (3, 2)
+    np.testing.assert_array_equal(s.voxel_ijk, ijk[keep])
+    np.testing.assert_array_equal(s.ncsnr, ncsnr[keep])
+    np.testing.assert_array_equal(s.roi_labels("atlasA")[0], labels[keep])
+    np.testing.assert_array_equal(s.roi_mask("LHPPA"), rois["LHPPA"][keep])
+    ex_ijk, reasons = s.excluded_voxels()
+    np.testing.assert_array_equal(ex_ijk, ijk[[2, 5]])
+    assert reasons.tolist() == ["non-finite", "constant"]
+    assert s.attrs["excluded_voxels"] == {"reasons": ["non-finite", "constant"],
+                                          "counts": {"non-finite": 1, "constant": 1}, "kept": 5, "selected": 7}
+    assert s.attrs["format_version"] == 2
+    # nothing excluded: an empty record
+    s2 = open_voxel_store(write_voxel_store(tmp_path / "t.zarr", betas, trials, ijk, grid, affine))
+    assert s2.excluded_voxels()[0].shape == (0, 3) and s2.attrs["excluded_voxels"]["counts"] == {
+        "non-finite": 0, "constant": 0}

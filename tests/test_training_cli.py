@@ -39,15 +39,27 @@ def test_cli_realnet_tiny_with_real_cornet_s(tiny_inputs, tmp_path):
     argv = ["train", "realnet", "--store", str(tiny_inputs / "s.zarr"), "--stimuli", f"folder:{tiny_inputs / 'images'}",
             "--out", str(out), "--config", "tiny", "--epochs", "1", "--image-size", "32", "--batch-size", "4",
             "--control", "beta0"]
-    assert main(argv) == 0
+    assert main(argv + ["--keep-checkpoints"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["control"] == "beta0" and summary["beta"] == 0 and summary["n_test"] == 4
-    m = models.load_model(str(out / "backbone.pt"))
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.pt")) == [
+        "backbone.pt", "checkpoints/best.pt", "checkpoints/last.pt"]
     best = torch.load(out / "checkpoints/best.pt", weights_only=False)["model"]
-    torch.testing.assert_close(m.state_dict()["V1.conv1.weight"], best["backbone.V1.conv1.weight"])
+    trained_backbone = {k[len("backbone."):]: v for k, v in best.items() if k.startswith("backbone.")}
+    # the one weights file: backbone + head, the backbone keys selected by load_model through the prefix
+    assert torch.load(out / "backbone.pt", weights_only=True)["state_dict"].keys() == best.keys()
+    m = models.load_model(str(out / "backbone.pt"))
+    assert m.state_dict().keys() == trained_backbone.keys()
+    for key, value in trained_backbone.items():
+        assert torch.equal(m.state_dict()[key], value), key
     assert tuple(m.brainalign.preprocessing["size"]) == (32, 32)
-    m2 = models.load_model(str(out / "model.pt"))  # full model file: backbone keys selected by prefix
-    torch.testing.assert_close(m2.state_dict()["IT.conv1.weight"], best["backbone.IT.conv1.weight"])
+    # resuming the finished run without --keep-checkpoints (an option a resume may change): nothing left to
+    # train; the same weights are exported again and the resumable state is removed
+    assert main(argv + ["--resume"]) == 0
+    assert [p.relative_to(out).as_posix() for p in out.rglob("*.pt")] == ["backbone.pt"]
+    again = models.load_model(str(out / "backbone.pt"))
+    for key, value in trained_backbone.items():
+        assert torch.equal(again.state_dict()[key], value), key
     # bad input is reported before any output is written
     assert main(["train", "realnet", "--store", str(tmp_path / "missing.zarr"), "--stimuli",
                  f"folder:{tiny_inputs / 'images'}", "--out", str(tmp_path / "x")]) == 2
@@ -68,3 +80,20 @@ def test_cli_initial_backbone_is_the_presets_untrained_cornet_s(tmp_path):
     for key, value in reference.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value)
     assert tuple(loaded.brainalign.preprocessing["size"]) == (cfg.image_size, cfg.image_size)
+
+
+def test_cli_neurofusion_refuses_a_held_out_subject_it_trains_on(tiny_inputs, tmp_path, capsys):
+    """``--heldout-store`` naming a training store, or another store of a training subject: exit status 2, both
+    paths named, nothing written."""
+    import shutil
+
+    same_subject = tmp_path / "s_copy.zarr"
+    shutil.copytree(tiny_inputs / "s.zarr", same_subject)  # another file, the same subject "01"
+    for heldout in (tiny_inputs / "s.zarr", same_subject):
+        out = tmp_path / "nf"
+        argv = ["train", "neurofusion", "--store", str(tiny_inputs / "s.zarr"), "--heldout-store", str(heldout),
+                "--stimuli", f"folder:{tiny_inputs / 'images'}", "--out", str(out), "--config", "tiny"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert str(heldout) in err and str(tiny_inputs / "s.zarr") in err and "training subject" in err
+        assert not out.exists()

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_training_realnet import assert_same_tensors, load_standin_checkpoint
 
 from brainalign.training.config import make_config
 from brainalign.training.losses import info_nce, roi_guided_loss
@@ -147,9 +148,16 @@ def test_assign_rois_prefers_specific():
     assert (lab[:20] == 1).all() and (lab[20:40] == 2).all() and (lab[100:] == 6).all()
 
 
-def test_multi_subject_training_heldout_eval_and_exact_resume(tmp_path):
-    cfg = make_config("neurofusion", "tiny", dict(epochs=2, dim=16, heads=2, window=4, window_stride=2,
-                                                  image_size=32, dropout=0.1, batch_size=6, rois=list(ROIS)))
+def tiny_nf_cfg(**kw):
+    values = dict(epochs=2, dim=16, heads=2, window=4, window_stride=2, image_size=32, dropout=0.1, batch_size=6,
+                  rois=list(ROIS))
+    values.update(kw)
+    return make_config("neurofusion", "tiny", values)
+
+
+def test_multi_subject_training_heldout_eval_and_exact_resume(tmp_path, monkeypatch):
+    cfg = tiny_nf_cfg()
+    kept = tiny_nf_cfg(keep_checkpoints=True)  # the finished runs' checkpoints are compared below
     stores = {"subj01": FakeNSDStore(1), "subj02": FakeNSDStore(2, n_vox=150)}
     images = FakeImages()
 
@@ -160,11 +168,12 @@ def test_multi_subject_training_heldout_eval_and_exact_resume(tmp_path):
         if epoch == 1:
             raise Killed
 
-    with pytest.raises(Killed):
+    with pytest.raises(Killed):  # a killed run keeps its resumable state
         train_neurofusion(stores, images, tmp_path / "b", cfg, backbone_factory=TinyCORnet, on_epoch_end=kill)
-    b = train_neurofusion(stores, images, tmp_path / "b", cfg, backbone_factory=TinyCORnet, resume=True,
+    assert torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=False)["epoch"] == 1
+    b = train_neurofusion(stores, images, tmp_path / "b", kept, backbone_factory=TinyCORnet, resume=True,
                           heldout=FakeNSDStore(3))
-    a = train_neurofusion(stores, images, tmp_path / "a", cfg, backbone_factory=TinyCORnet)
+    a = train_neurofusion(stores, images, tmp_path / "a", kept, backbone_factory=TinyCORnet)
     assert b["resumed_from"] == 1 and a["epochs_run"] == b["epochs_run"] == 2
     sa = torch.load(tmp_path / "a/checkpoints/last.pt", weights_only=False)["model"]
     sb = torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=False)["model"]
@@ -173,5 +182,32 @@ def test_multi_subject_training_heldout_eval_and_exact_resume(tmp_path):
     h = b["heldout"]
     assert h["n_test"] == 8 and h["n_voxels"] == 120 and set(h["roi_pcc"]) == set(ROIS)
     assert -1 <= h["mean_pcc"] <= 1 and b["heldout_initial"] is not None
+    # backbone.pt: the full model of the selected epoch; load_model reads its image backbone
+    best = torch.load(tmp_path / "b/checkpoints/best.pt", weights_only=False)
+    assert best["epoch"] == b["best_epoch"]
     ck = torch.load(tmp_path / "b/backbone.pt", weights_only=True)
-    TinyCORnet().load_state_dict(ck["state_dict"])
+    assert ck["state_dict_prefix"] == "image.backbone." and ck["full_model"]["kind"] == "neurofusionnet"
+    assert_same_tensors(ck["state_dict"], best["model"])
+    prefix = "image.backbone."
+    trained_backbone = {k[len(prefix):]: v for k, v in best["model"].items() if k.startswith(prefix)}
+    assert_same_tensors(load_standin_checkpoint(tmp_path / "b/backbone.pt", monkeypatch).state_dict(),
+                        trained_backbone)
+
+
+def test_successful_run_keeps_one_weights_file_the_full_model(tmp_path, monkeypatch):
+    """Without keep_checkpoints a successful run (here the shuffled-pairs control) removes checkpoints/ and keeps
+    one ``*.pt``, backbone.pt, from which the whole NeuroFusionNet is rebuilt and its image backbone loaded."""
+    from brainalign.training.config import config_from_dict
+    from brainalign.training.neurofusion_train import build_neurofusion
+
+    cfg = tiny_nf_cfg(epochs=1, control="shuffled")
+    summary = train_neurofusion({"subj01": FakeNSDStore(1)}, FakeImages(), tmp_path, cfg, backbone_factory=TinyCORnet,
+                                heldout=FakeNSDStore(3))
+    assert summary["control"] == "shuffled"
+    assert not (tmp_path / "checkpoints").exists()
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.pt")] == ["backbone.pt"]
+    ck = torch.load(tmp_path / "backbone.pt", weights_only=True)
+    rebuilt = build_neurofusion(config_from_dict("neurofusion", ck["full_model"]["config"]), TinyCORnet)
+    rebuilt.load_state_dict(ck["state_dict"], strict=True)
+    assert_same_tensors(load_standin_checkpoint(tmp_path / "backbone.pt", monkeypatch).state_dict(),
+                        rebuilt.image.backbone.state_dict())

@@ -6,6 +6,8 @@ the store API of docs/DEVELOPING.md (so it does not depend on the simulator).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -225,7 +227,7 @@ def test_subjects_start_from_identical_weights(tmp_path):
     assert out["s1"]["init_sha"] == out["s2"]["init_sha"] == engine.state_fingerprint(fresh.state_dict())
     b1 = torch.load(tmp_path / "s1" / "backbone.pt", weights_only=False)["state_dict"]
     b2 = torch.load(tmp_path / "s2" / "backbone.pt", weights_only=False)["state_dict"]
-    assert not torch.equal(b1["V1.conv.weight"], b2["V1.conv.weight"])  # trained on different data
+    assert not torch.equal(b1["backbone.V1.conv.weight"], b2["backbone.V1.conv.weight"])  # trained on different data
 
 
 class Killed(RuntimeError):
@@ -234,17 +236,20 @@ class Killed(RuntimeError):
 
 def test_resume_after_kill_reproduces_uninterrupted_run(tmp_path):
     cfg = tiny_cfg(epochs=3)
+    kept = tiny_cfg(epochs=3, keep_checkpoints=True)  # the finished runs' last.pt are compared below
     store, images = FakeStore(), FakeImages()
-    train_realnet(store, images, tmp_path / "a", cfg, backbone_factory=factory)
+    train_realnet(store, images, tmp_path / "a", kept, backbone_factory=factory)
 
     def kill_after_1(epoch, row):
         if epoch == 1:
             raise Killed
 
+    # killed mid-way with keep_checkpoints false: the resumable state stays (it goes only when a run succeeds)
     with pytest.raises(Killed):
         train_realnet(store, images, tmp_path / "b", cfg, backbone_factory=factory, on_epoch_end=kill_after_1)
     assert torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=False)["epoch"] == 1
-    summary = train_realnet(store, images, tmp_path / "b", cfg, backbone_factory=factory, resume=True)
+    # keep_checkpoints does not change the result: a resume may change it
+    summary = train_realnet(store, images, tmp_path / "b", kept, backbone_factory=factory, resume=True)
     assert summary["resumed_from"] == 1
     a = torch.load(tmp_path / "a/checkpoints/last.pt", weights_only=False)
     b = torch.load(tmp_path / "b/checkpoints/last.pt", weights_only=False)
@@ -262,22 +267,76 @@ def test_resume_after_kill_reproduces_uninterrupted_run(tmp_path):
                       resume=True)
 
 
-def test_outputs_and_exported_backbone(tmp_path):
-    cfg = tiny_cfg(epochs=2)
-    summary = train_realnet(FakeStore(), FakeImages(), tmp_path, cfg, backbone_factory=factory)
-    for name in ("metrics.csv", "training_curve.png", "backbone.pt", "model.pt", "summary.json",
-                 "checkpoints/last.pt", "checkpoints/best.pt", "targets.npz"):
-        assert (tmp_path / name).exists(), name
-    m = pd.read_csv(tmp_path / "metrics.csv")
+def load_standin_checkpoint(path, monkeypatch):
+    """``brainalign.models.load_model(path)`` of a checkpoint whose ``cornet_s`` is the stand-in backbone."""
+    from brainalign.models import load_model, loading
+
+    monkeypatch.setattr(loading, "_build", lambda arch: factory())
+    return load_model(str(path))
+
+
+def assert_same_tensors(got: dict, expected: dict):
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key
+
+
+def test_outputs_and_exported_backbone(tmp_path, monkeypatch):
+    """A successful run keeps one weights file, ``backbone.pt``: the whole trained model (backbone + head) of the
+    selected epoch, which ``load_model`` reads as the backbone; its resumable state is removed unless
+    ``keep_checkpoints``."""
+    store, images = FakeStore(), FakeImages()
+    summary = train_realnet(store, images, tmp_path / "run", tiny_cfg(epochs=2), backbone_factory=factory)
+    run = tmp_path / "run"
+    for name in ("metrics.csv", "training_curve.png", "backbone.pt", "summary.json", "targets.npz",
+                 "stimuli.parquet"):
+        assert (run / name).exists(), name
+    assert not (run / "checkpoints").exists()
+    assert [p.relative_to(run).as_posix() for p in run.rglob("*.pt")] == ["backbone.pt"]
+    m = pd.read_csv(run / "metrics.csv")
     assert list(m["epoch"]) == [1, 2] and {"train_ce", "train_corr", "val_loss", "val_mse"} <= set(m.columns)
     assert summary["best_epoch"] == int(m["val_loss"].idxmin()) + 1
     assert summary["test"]["pattern_r"] == summary["test"]["pattern_r"]  # not NaN
-    ck = torch.load(tmp_path / "backbone.pt", weights_only=False)
-    assert ck["arch"] == "cornet_s" and "layers" in ck
-    fresh = factory()
-    fresh.load_state_dict(ck["state_dict"])
-    best = torch.load(tmp_path / "checkpoints/best.pt", weights_only=False)["model"]
-    torch.testing.assert_close(fresh.state_dict()["V1.conv.weight"], best["backbone.V1.conv.weight"])
+
+    # the same training keeping its checkpoints: the reference for what the exported file must hold
+    cfg = tiny_cfg(epochs=2, keep_checkpoints=True)
+    train_realnet(store, images, tmp_path / "kept", cfg, backbone_factory=factory)
+    kept = tmp_path / "kept"
+    assert (kept / "checkpoints/last.pt").is_file() and (kept / "checkpoints/best.pt").is_file()
+    best = torch.load(kept / "checkpoints/best.pt", weights_only=False)
+    assert best["epoch"] == summary["best_epoch"]
+    trained_backbone = {k[len("backbone."):]: v for k, v in best["model"].items() if k.startswith("backbone.")}
+
+    ck = torch.load(run / "backbone.pt", weights_only=True)
+    assert ck["arch"] == "cornet_s" and "layers" in ck and ck["state_dict_prefix"] == "backbone."
+    assert_same_tensors(ck["state_dict"], best["model"])  # backbone and head of the selected epoch
+    loaded = load_standin_checkpoint(run / "backbone.pt", monkeypatch)
+    assert_same_tensors(loaded.state_dict(), trained_backbone)
+    assert tuple(loaded.brainalign.preprocessing["size"]) == (cfg.image_size, cfg.image_size)
+    # the head is rebuilt from what the file records
+    info = ck["full_model"]
+    assert info["kind"] == "realnet_fmri" and info["n_out"] == summary["n_out"]
+    model = ReAlnetFMRI(factory(), n_out=info["n_out"], image_size=cfg.image_size, layers=info["layers"],
+                        hidden=info["hidden"], pool=info["pool"])
+    model.load_state_dict(ck["state_dict"], strict=True)
+
+
+def test_beta_search_removes_every_candidates_checkpoints_when_it_succeeds(tmp_path):
+    store, images = FakeStore(), FakeImages()
+    summary = train_realnet(store, images, tmp_path / "run", tiny_cfg(epochs=1, beta_grid=[0.5, 20]),
+                            backbone_factory=factory)
+    run = tmp_path / "run"
+    assert len(summary["beta_search"]["candidates"]) == 2 and summary["checkpoints"] is None
+    assert not list(run.rglob("checkpoints")) and not list(run.rglob("last.pt"))
+    assert [p.name for p in run.glob("*.pt")] == ["backbone.pt"]
+    for c in summary["beta_search"]["candidates"]:
+        assert [p.name for p in Path(c["run"]).glob("*.pt")] == ["backbone.pt"]
+    kept = train_realnet(store, images, tmp_path / "kept", tiny_cfg(epochs=1, beta_grid=[0.5, 20],
+                                                                    keep_checkpoints=True),
+                         backbone_factory=factory)
+    for c in kept["beta_search"]["candidates"]:
+        assert {p.name for p in (Path(c["run"]) / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    assert kept["checkpoints"] == str(tmp_path / "kept" / "beta_search" / f"beta-{kept['beta']:g}" / "checkpoints")
 
 
 # ----------------------------------------------------------------------------------------- speed-ups and options
@@ -374,7 +433,8 @@ def test_resume_from_a_checkpoint_that_predates_an_option(tmp_path):
         train_realnet(store, images, tmp_path, cfg, backbone_factory=factory, on_epoch_end=kill)
     path = tmp_path / "checkpoints/last.pt"
     ckpt = torch.load(path, weights_only=False)
-    del ckpt["config"]["head_pool"], ckpt["config"]["freeze_bn_stats"]  # written before these options existed
+    # written before these options existed
+    del ckpt["config"]["head_pool"], ckpt["config"]["freeze_bn_stats"], ckpt["config"]["keep_checkpoints"]
     torch.save(ckpt, path)
     assert train_realnet(store, images, tmp_path, cfg, backbone_factory=factory, resume=True)["resumed_from"] == 1
 
@@ -386,8 +446,95 @@ def test_every_preset_builds_and_a_yaml_file_sets_new_options(method, tmp_path):
     for name in PRESETS[method]:
         make_config(method, name)
     if method == "realnet":
-        (tmp_path / "opts.yaml").write_text("freeze_bn_stats: true\nhead_pool: 2\n")
+        (tmp_path / "opts.yaml").write_text("freeze_bn_stats: true\nhead_pool: 2\nkeep_checkpoints: true\n")
         cfg = make_config("realnet", str(tmp_path / "opts.yaml"))
         assert cfg.freeze_bn_stats is True and cfg.head_pool == 2 and cfg.epochs == 30  # applied over full
+        assert cfg.keep_checkpoints is True and make_config("realnet", "small").keep_checkpoints is False
         with pytest.raises(InputError):
             make_config("realnet", "small", {"freeze_bn_stats": "yes"})
+    with pytest.raises(InputError, match="keep_checkpoints"):
+        make_config(method, "tiny", {"keep_checkpoints": "yes"})
+
+
+# ----------------------------------------------------------------------------------------- gradients of the full loss
+def _loss_inputs(seed=0, b=5, n_classes=7, n_out=6):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, n_classes, generator=g, dtype=torch.float64, requires_grad=True)
+    pred = torch.randn(b, n_out, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(b, n_out, generator=g, dtype=torch.float64)
+    teacher = torch.randn(b, n_classes, generator=g, dtype=torch.float64)
+    return logits, pred, target, teacher
+
+
+def _finite_difference(fn, inputs, eps=1e-6):
+    """Central differences of a scalar function of float64 tensors (an independent reference for autograd)."""
+    grads = []
+    for k, x in enumerate(inputs):
+        g = torch.zeros_like(x)
+        for i in range(x.numel()):
+            plus = [y.detach().clone() for y in inputs]
+            minus = [y.detach().clone() for y in inputs]
+            plus[k].view(-1)[i] += eps
+            minus[k].view(-1)[i] -= eps
+            g.view(-1)[i] = (fn(*plus) - fn(*minus)) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.mark.parametrize("beta, shuffled", [(2.0, False), (0.0, False), (2.0, True)])
+def test_intent_loss_gradient_matches_finite_differences(beta, shuffled):
+    """``intent``: torch.autograd.gradcheck of the whole objective (CE to the teacher's pseudo-labels, MSE and the
+    batch-Pearson term) on float64 inputs; with beta = 0 and with shuffled targets (the controls) too."""
+    logits, pred, target, teacher = _loss_inputs()
+    if shuffled:
+        target = target[torch.tensor(shuffle_pairs(np.arange(len(target))[:, None], 3)[1])]
+    assert torch.autograd.gradcheck(lambda lo, p: realnet_loss(lo, teacher, p, target, beta, "intent")[0],
+                                    (logits, pred), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("beta, shuffled", [(2.0, False), (0.0, False), (2.0, True)])
+def test_code_loss_gradient_is_that_of_ce_plus_beta_mse_and_corr_carries_none(beta, shuffled):
+    """``code`` (the released recipe): the gradient of the full loss equals the finite-difference gradient of
+    CE + beta*MSE alone, and differs from that of the value it reports (which includes the correlation terms):
+    the correlation part carries no gradient."""
+    logits, pred, target, teacher = _loss_inputs(seed=1)
+    if shuffled:
+        target = target[torch.tensor(shuffle_pairs(np.arange(len(target))[:, None], 5)[1])]
+    labels = teacher.argmax(1)
+    total, parts = realnet_loss(logits, teacher, pred, target, beta, "code")
+    analytic = torch.autograd.grad(total, (logits, pred), allow_unused=True)
+    analytic = [torch.zeros_like(x) if g is None else g for g, x in zip(analytic, (logits, pred))]
+
+    def ce_mse(lo, p):
+        return float(F.cross_entropy(lo, labels) + beta * ((p - target) ** 2).mean())
+
+    def reported(lo, p):
+        return float(realnet_loss(lo, teacher, p, target, beta, "code")[0])
+
+    reference = _finite_difference(ce_mse, [logits, pred])
+    for a, r in zip(analytic, reference):
+        torch.testing.assert_close(a, r, atol=1e-6, rtol=1e-5)
+    assert not parts["corr"].requires_grad
+    if beta:  # the logged total includes beta * corr; its finite-difference gradient differs from the analytic one
+        assert float(parts["corr"]) != 0.0
+        differs = _finite_difference(reported, [logits, pred])[1]
+        assert (differs - analytic[1]).abs().max() > 1e-3
+    # the same inputs in intent mode: the correlation term does send gradient to the prediction
+    intent = torch.autograd.grad(realnet_loss(logits, teacher, pred, target, beta, "intent")[0], pred,
+                                 allow_unused=True)[0]
+    if beta:
+        assert (intent - analytic[1]).abs().max() > 1e-3
+    else:
+        assert intent is None or float(intent.abs().max()) == 0.0
+
+
+def test_full_presets_name_both_recipes():
+    code = make_config("realnet", "full")
+    assert code.loss == "code" and code.beta == 100.0 and code.beta_grid == ()
+    intent = make_config("realnet", "full-intent")
+    assert intent.loss == "intent" and intent.beta_grid == (1.0, 10.0, 100.0)
+    assert {make_config("realnet", p).loss for p in ("small", "tiny")} == {"intent"}
+    with pytest.raises(InputError):
+        make_config("realnet", "full-intent", {"val_fraction": 0.0})
+    with pytest.raises(InputError):
+        make_config("realnet", "full", {"beta_grid": [1, 0]})

@@ -17,7 +17,6 @@ from brainalign.report import report_inputs
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
-pytestmark = pytest.mark.xdist_group("workflow")
 
 
 def _snakemake(*args, cwd=ROOT):

@@ -14,11 +14,14 @@ values of its wildcards.
     RESULTS/features/{stimset}/stimuli.txt                  the dataset design's stimulus ids (and train_stimuli.txt)
     RESULTS/features/{stimset}/{model}.zarr                 feature caches
     RESULTS/encoding/{dataset}/{subject}/{model}/{split}/   encoders: rois.parquet, figures/score_vs_layer.png, ...
+    RESULTS/encoding/{dataset}/comparisons.parquet          paired comparisons of encoders (compare-encoders)
     RESULTS/synthetic/categories.parquet                    stimulus -> category table of the synthetic stage
     RESULTS/synthetic/{dataset}/{subject}/{split}/          synthetic.zarr and evaluation/
     RESULTS/training/realnet/initial_backbone.pt            the untrained CORnet-S every ReAlnet starts from
     RESULTS/training/realnet/{subject}/{variant}/           ReAlnet-fMRI runs: backbone.pt, training_curve.png, ...
     RESULTS/training/neurofusion/                           NeuroFusionNet: backbone.pt, summary.json, ...
+    RESULTS/training/neurofusion-{control}/                 its control runs (shuffled), the same files
+    (every training run folder also holds stimuli.parquet: the stimuli it was trained and selected on)
     RESULTS/rsa/nsd_categories.parquet                      object-dimension table of the simulated NSD images
     RESULTS/rsa/{fmri,eeg}/                                 RSA tables and figures
     RESULTS/report/                                         summary.md, findings.parquet, alignment.parquet, figures/
@@ -43,6 +46,21 @@ REPORT_SUMMARY, REPORT_FINDINGS, REPORT_ALIGNMENT, REPORT_FIGURES = (
     "summary.md", "findings.parquet", "alignment.parquet", "figures")
 
 _WILDCARD = re.compile(r"\{(\w+)(?:,[^}]*)?\}")
+
+#: the split that holds whole categories out; its folds are the splits ``unseen-categories-fold{i}``
+UNSEEN_CATEGORIES = "unseen-categories"
+_FOLD = re.compile(rf"^{UNSEEN_CATEGORIES}-fold(\d+)$")
+
+
+def category_fold_split(fold: int) -> str:
+    """Split name of fold ``fold`` of the leave-categories-out design: ``unseen-categories-fold3``."""
+    return f"{UNSEEN_CATEGORIES}-fold{int(fold)}"
+
+
+def category_fold(split: str) -> int | None:
+    """The fold index of a :func:`category_fold_split` name, else None."""
+    m = _FOLD.match(str(split))
+    return int(m.group(1)) if m else None
 
 
 def subject_folder(dataset: str, subject) -> str:
@@ -110,9 +128,21 @@ class ResultsLayout:
         """Per-ROI x layer summary table of an encoder."""
         return f"{self.encoder(dataset, subject, model, split)}/rois.parquet"
 
+    def encoder_roi_layers(self, dataset: str, subject: str, model: str, split: str) -> str:
+        """Per-ROI layer chosen by cross-validation on the training stimuli (and its test summary)."""
+        return f"{self.encoder(dataset, subject, model, split)}/roi_layers.parquet"
+
+    def encoding_comparisons(self, dataset: str) -> str:
+        """Paired stimulus-bootstrap comparisons of the dataset's encoders (``brainalign compare-encoders``)."""
+        return self._path("encoding", dataset, "comparisons.parquet")
+
     def encoder_figure(self, dataset: str, subject: str, model: str, split: str, name: str) -> str:
         """A figure of an encoder (``score_vs_layer``)."""
         return f"{self.encoder(dataset, subject, model, split)}/figures/{name}.png"
+
+    def encoder_map(self, dataset: str, subject: str, model: str, split: str, name: str) -> str:
+        """A NIfTI map of an encoder in the store's grid (``selected_score``, ``selected_r``, ``nc``, ...)."""
+        return f"{self.encoder(dataset, subject, model, split)}/maps/{name}.nii.gz"
 
     # --- synthetic fMRI ----------------------------------------------------------------------------
     def category_table(self) -> str:
@@ -152,6 +182,10 @@ class ResultsLayout:
         """Output folder of the NeuroFusionNet run."""
         return self._path("training", "neurofusion")
 
+    def neurofusion_control_run(self, control: str) -> str:
+        """Output folder of a NeuroFusionNet control run (``control``: shuffled), trained by the same code."""
+        return self._path("training", f"neurofusion-{control}")
+
     @staticmethod
     def backbone_weights(run: str) -> str:
         """The exported image backbone of a training run folder (what feature caches load)."""
@@ -167,6 +201,18 @@ class ResultsLayout:
         """The ``summary.json`` of a training run folder."""
         return f"{run}/summary.json"
 
+    @staticmethod
+    def training_record(run: str) -> str:
+        """The training record of a training run folder: every stimulus it was trained (``role`` train) or
+        selected (val) on, with the subject (``stimuli.parquet``, :mod:`brainalign.heldout`)."""
+        return f"{run}/stimuli.parquet"
+
+    @staticmethod
+    def neurofusion_heldout_predictions(run: str) -> str:
+        """A NeuroFusionNet run's held-out predictions: shared-image ids, measured and predicted (trained and
+        initial weights) responses of the held-out subject (``heldout_predictions.npz``)."""
+        return f"{run}/heldout_predictions.npz"
+
     # --- RSA ---------------------------------------------------------------------------------------
     def nsd_category_table(self) -> str:
         """Per-image categories of the simulated NSD images (the demo's object dimensions)."""
@@ -177,7 +223,8 @@ class ResultsLayout:
         return self._path("rsa", modality)
 
     def rsa_table(self, modality: str, name: str) -> str:
-        """A table of an RSA folder (``rsa_fmri``, ``dimensions``, ``rsa_eeg``, ``rsa_eeg_clusters``)."""
+        """A table of an RSA folder (``rsa_fmri``, ``dimensions``, ``rsa_eeg``, ``rsa_eeg_clusters``; fMRI with
+        comparisons also ``rsa_comparisons``, ``rsa_layers``, ``rsa_models``)."""
         return f"{self.rsa(modality)}/{name}.parquet"
 
     def rsa_figure(self, modality: str, name: str) -> str:

@@ -22,6 +22,11 @@ def ncsnr_from_betas(betas, stimuli, sessions=None, zscore=True, n_reps=3, split
     ``n_reps`` trials and take each one's variance across its trials (ddof=1); 3. ``v = sqrt(mean
     variance)`` over those stimuli (NaN ignored); 4. ``ncsnr = sqrt(max(0, 1 - v**2)) / v``.
 
+    A dead voxel, one whose values over the trials used are all equal (after z-scoring: constant within
+    every session), has neither signal nor noise: its ncsnr is NaN (0 / 0), not the ``1 / 0 = inf`` of step 4,
+    so it is excluded like any missing value rather than read as a perfect voxel (docs/encoding.md, "Scores").
+    A voxel that varies but whose repetitions agree exactly (v = 0) keeps ncsnr = inf (noise-free).
+
     Parameters
     ----------
     betas : float (n_trials, n_voxels)
@@ -37,7 +42,7 @@ def ncsnr_from_betas(betas, stimuli, sessions=None, zscore=True, n_reps=3, split
 
     Returns
     -------
-    float32 (n_voxels,)
+    float32 (n_voxels,); NaN for dead voxels
     """
     betas = np.asarray(betas, dtype=np.float64)
     if zscore:
@@ -64,6 +69,7 @@ def ncsnr_from_betas(betas, stimuli, sessions=None, zscore=True, n_reps=3, split
     with np.errstate(invalid="ignore", divide="ignore"):
         v = np.sqrt(np.nanmean(var, axis=0))
         out = np.sqrt(np.maximum(0.0, 1.0 - v ** 2)) / v
+    out[np.ptp(x, axis=0) == 0] = np.nan  # dead voxel: all used trials equal
     return out.astype(np.float32)
 
 
@@ -72,7 +78,7 @@ def noise_ceiling_from_ncsnr(ncsnr, n, percent=False):
 
     ``NC = ncsnr**2 / (ncsnr**2 + A)`` with ``A = 1/n`` (NSD) or, for test images with mixed
     repetition counts, ``A = mean over images of 1/n_i`` = ``(n3/3 + n2/2 + n1/1) / (n3 + n2 + n1)``
-    (Algonauts 2023).
+    (Algonauts 2023). ``ncsnr = inf`` (noise-free) gives NC = 1 (100 %), its limit; NaN (dead voxel) gives NaN.
 
     Parameters
     ----------
@@ -96,7 +102,9 @@ def noise_ceiling_from_ncsnr(ncsnr, n, percent=False):
         raise ValueError("repetition counts must be >= 1")
     a = float(np.mean(1.0 / n))
     s2 = np.asarray(ncsnr, dtype=np.float64) ** 2
-    nc = s2 / (s2 + a)
+    with np.errstate(invalid="ignore"):
+        nc = s2 / (s2 + a)
+    nc = np.where(np.isposinf(s2), 1.0, nc)[()]  # inf / inf: the limit, 1
     return 100.0 * nc if percent else nc
 
 

@@ -11,6 +11,8 @@ with the trial groupings every stage needs: ``mean_by_stimulus`` (repetitions av
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +24,18 @@ from .errors import InputError
 #: group attr ``format`` of a voxel / EEG store, and the version of the layout described in docs/store.md
 VOXEL_FORMAT = "brainalign.voxel_store"
 EEG_FORMAT = "brainalign.eeg_store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: layout versions the readers accept (2 added ``chunks.json`` and the ``excluded`` group)
+READABLE_VERSIONS = (1, 2)
 TRIALS_FILE = "trials.parquet"
+#: every file of a store (chunks, array metadata, trial table) with its size, written before the final attrs;
+#: checked on open, so a store with a chunk file missing (an interrupted copy) is refused instead of reading NaN
+CHUNKS_FILE = "chunks.json"
+#: ``excluded/reason`` codes of voxels left out of a store (see :meth:`VoxelStoreWriter.finish`)
+EXCLUSION_REASONS = ("non-finite", "constant")
 TRIAL_COLUMNS = ("session", "trial", "stimulus", "repetition", "shared")
+#: optional array: the subject's mean image on the betas' grid (X, Y, Z), the background of brain maps
+MEAN_VOLUME = "mean_volume"
 
 #: default chunk shape of ``betas``: a block of trials x a block of voxels (4 MB float32)
 DEFAULT_TRIAL_CHUNK = 250
@@ -80,6 +91,45 @@ def _check_trials(trials: pd.DataFrame, n_rows: int, where) -> pd.DataFrame:
 def _jsonable(obj):
     """Round-trip through JSON so attrs hold only plain types (numpy scalars become numbers)."""
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _write_chunk_manifest(path) -> None:
+    """List every file of the store being written (except the group metadata, rewritten last) with its size."""
+    path = Path(path)
+    files = {}
+    for dirpath, _, names in os.walk(path):
+        for name in names:
+            rel = (Path(dirpath) / name).relative_to(path).as_posix()
+            if rel not in ("zarr.json", CHUNKS_FILE):
+                files[rel] = (Path(dirpath) / name).stat().st_size
+    (path / CHUNKS_FILE).write_text(json.dumps({"files": dict(sorted(files.items()))}, indent=0) + "\n")
+
+
+def check_store_files(path) -> None:
+    """Refuse a store whose files differ from its ``chunks.json`` (a chunk missing or of another size).
+
+    Raises
+    ------
+    InputError
+        Naming the first missing or changed file.
+    """
+    path = Path(path)
+    manifest = path / CHUNKS_FILE
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except FileNotFoundError:
+        raise InputError(manifest, "missing: the store is incomplete (interrupted write or copy)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(manifest, f"unreadable file list ({type(exc).__name__}: {exc})") from None
+    for rel, size in files.items():
+        try:
+            actual = (path / rel).stat().st_size
+        except OSError:
+            raise InputError(path / rel, "missing from the store (deleted, or an incomplete copy); the store "
+                                         "cannot be read safely: copy or ingest it again") from None
+        if actual != size:
+            raise InputError(path / rel, f"has {actual} bytes, the store recorded {size} (truncated or changed); "
+                                         "copy or ingest the store again")
 
 
 class _BlockWriter:
@@ -154,11 +204,85 @@ class VoxelStoreWriter:
         """Append trials: float (n_block_trials, n_voxels)."""
         self._rows.append(block)
 
-    def finish(self, trials, voxel_ijk, grid_shape, affine, rois=None, ncsnr=None, attrs=None):
-        """Write the remaining arrays, the trial table and the group attrs (see :func:`write_voxel_store`)."""
+    def add_mean_volume(self, volume, source: str):
+        """Store the subject's mean image on the betas' grid (the background of brain maps; optional).
+
+        Parameters
+        ----------
+        volume : float array (X, Y, Z), the grid passed to :meth:`finish`
+        source : str
+            What it is, e.g. the dataset file it was read from; kept as the array's attr ``source``.
+        """
+        volume = np.asarray(volume, dtype=np.float32)
+        if volume.ndim != 3:
+            raise ValueError(f"mean volume must be 3-D (X, Y, Z), got shape {volume.shape}")
+        arr = self.group.create_array(MEAN_VOLUME, data=np.nan_to_num(volume), chunks=volume.shape,
+                                      compressors=_compressors())
+        arr.attrs["source"] = str(source)
+
+    def finish(self, trials, voxel_ijk, grid_shape, affine, rois=None, ncsnr=None, attrs=None, exclude=None):
+        """Write the remaining arrays, the trial table and the group attrs (see :func:`write_voxel_store`).
+
+        Parameters
+        ----------
+        exclude : dict, optional
+            ``{reason: bool (n_voxels,)}`` with reasons from :data:`EXCLUSION_REASONS`: voxels to leave out of
+            the store after all trials were appended (their ``betas`` columns are dropped; ``voxel_ijk``,
+            ``ncsnr`` and the ROIs are subset alike). They are recorded in ``excluded/voxel_ijk`` (int32
+            (n_excluded, 3)), ``excluded/reason`` (uint8 (n_excluded,), index into the group attr
+            ``excluded_voxels["reasons"]``) and the counts in ``excluded_voxels``. A voxel listed under several
+            reasons counts under the first.
+        """
         self._rows.close()
-        _write_voxel_meta(self.group, self.path, self.n_trials, self.n_voxels, trials, voxel_ijk,
+        voxel_ijk = np.asarray(voxel_ijk)
+        excluded = _exclusion(exclude, self.n_voxels, voxel_ijk)
+        keep = excluded["keep"]
+        n_keep = int(keep.sum())
+        if n_keep == 0 and self.n_voxels:
+            raise ValueError("every voxel is excluded")
+        if n_keep < self.n_voxels:
+            self._drop_columns(keep)
+            rois = {k: ((np.asarray(v[0])[keep], v[1]) if isinstance(v, tuple) else np.asarray(v)[keep])
+                    for k, v in (rois or {}).items()}
+            ncsnr = None if ncsnr is None else np.asarray(ncsnr)[keep]
+            voxel_ijk = voxel_ijk[keep]
+        ex = self.group.create_group("excluded")
+        ex.create_array("voxel_ijk", data=excluded["ijk"].astype(np.int32), chunks=(max(1, len(excluded["ijk"])), 3))
+        ex.create_array("reason", data=excluded["reason"], chunks=(max(1, len(excluded["reason"])),))
+        attrs = dict(attrs or {}, excluded_voxels={"reasons": list(EXCLUSION_REASONS), "counts": excluded["counts"],
+                                                   "kept": n_keep, "selected": self.n_voxels})
+        _write_voxel_meta(self.group, self.path, self.n_trials, n_keep, trials, voxel_ijk,
                           grid_shape, affine, rois, ncsnr, attrs)
+
+    def _drop_columns(self, keep):
+        """Rewrite ``betas`` with only the kept voxel columns, one chunk row at a time."""
+        old = self.group["betas"]
+        chunks = (old.chunks[0], max(1, min(old.chunks[1], int(keep.sum()))))
+        new = self.group.create_array(
+            "betas_kept", shape=(old.shape[0], int(keep.sum())), chunks=chunks, dtype="float32",
+            compressors=_compressors(), fill_value=np.float32("nan"),
+        )
+        for r0 in range(0, old.shape[0], chunks[0]):
+            new[r0:r0 + chunks[0]] = old[r0:r0 + chunks[0]][:, keep]
+        # zarr v3 array metadata does not name the array: the folder can simply take the old one's place
+        shutil.rmtree(self.path / "betas")
+        os.rename(self.path / "betas_kept", self.path / "betas")
+
+
+def _exclusion(exclude, n_voxels, voxel_ijk):
+    """Kept-voxel mask, excluded voxels' ijk and reason codes, counts per reason."""
+    reason = np.zeros(n_voxels, dtype=np.uint8)  # 0 = kept, k = EXCLUSION_REASONS[k - 1]
+    for name, mask in (exclude or {}).items():
+        if name not in EXCLUSION_REASONS:
+            raise ValueError(f"unknown exclusion reason {name!r}; known: {EXCLUSION_REASONS}")
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (n_voxels,):
+            raise ValueError(f"exclusion mask {name!r} has shape {mask.shape}, expected ({n_voxels},)")
+        reason[mask & (reason == 0)] = EXCLUSION_REASONS.index(name) + 1
+    out = reason > 0
+    counts = {name: int((reason == k + 1).sum()) for k, name in enumerate(EXCLUSION_REASONS)}
+    return {"keep": ~out, "ijk": voxel_ijk[out].reshape(-1, 3), "reason": (reason[out] - 1).astype(np.uint8),
+            "counts": counts}
 
 
 def _write_voxel_meta(group, path, n_trials, n_voxels, trials, voxel_ijk, grid_shape, affine, rois,
@@ -198,6 +322,7 @@ def _write_voxel_meta(group, path, n_trials, n_voxels, trials, voxel_ijk, grid_s
         if arr.shape != (n_voxels,):
             raise ValueError(f"ROI {name!r} has shape {arr.shape}, expected ({n_voxels},)")
     trials.to_parquet(Path(path) / TRIALS_FILE, index=False)
+    _write_chunk_manifest(path)
     meta = {"dataset": "unknown", "subject": "unknown", "zscored": False, "synthetic": False, "provenance": {}}
     meta.update(attrs or {})
     meta.update({"grid_shape": grid_shape, "affine": affine.tolist(),
@@ -306,11 +431,16 @@ class _Store:
         if self.attrs.get("format") != self._format:
             raise InputError(self.path, f"not a {self._format} (group attr format={self.attrs.get('format')!r}); "
                                         "incomplete or a different kind of store")
-        if self._data_name not in self.group:
-            raise InputError(self.path, f"store has no {self._data_name!r} array")
+        version = self.attrs.get("format_version")
+        if version not in READABLE_VERSIONS:
+            raise InputError(self.path, f"store layout version {version!r}; this brainalign reads {READABLE_VERSIONS}")
         tpath = self.path / TRIALS_FILE
         if not tpath.is_file():
             raise InputError(tpath, "trial table missing")
+        if version >= 2:
+            check_store_files(self.path)
+        if self._data_name not in self.group:
+            raise InputError(self.path, f"store has no {self._data_name!r} array")
         self.trials = pd.read_parquet(tpath)
         n = self.group[self._data_name].shape[0]
         if len(self.trials) != n:
@@ -410,6 +540,21 @@ class VoxelStore(_Store):
     @property
     def n_trials(self) -> int:
         return int(self.betas.shape[0])
+
+    def excluded_voxels(self):
+        """Voxels of the selection left out of the store at ingestion, and why (empty for older stores).
+
+        Returns
+        -------
+        voxel_ijk : int32 ndarray (n_excluded, 3), indices in the source grid
+        reasons : ndarray of str (n_excluded,), each one of :data:`EXCLUSION_REASONS`
+        """
+        if "excluded" not in self.group:
+            return np.zeros((0, 3), dtype=np.int32), np.array([], dtype=str)
+        ex = self.group["excluded"]
+        codes = np.asarray(ex["reason"][...], dtype=np.int64)
+        names = np.asarray(self.attrs.get("excluded_voxels", {}).get("reasons", EXCLUSION_REASONS), dtype=str)
+        return np.asarray(ex["voxel_ijk"][...], dtype=np.int32).reshape(-1, 3), names[codes]
 
     def roi_atlases(self) -> list[str]:
         """Names of the integer-label atlases (``roi/<atlas>``)."""
@@ -535,6 +680,36 @@ class VoxelStore(_Store):
         reps[codes[rows], rank] = betas
         return ids, reps, n_reps
 
+    def mean_volume(self):
+        """The subject's mean image on the store's grid: the background brain maps are drawn on.
+
+        The stored ``mean_volume`` (ingestion reads the dataset's mean image, e.g. NSD's ``mean.nii.gz``, else
+        averages the betas before z-scoring; docs/store.md); for a store without one, the mean of the betas over
+        trials in the stored voxels (0 elsewhere), or, when that is flat (z-scored betas average to 0 in every
+        voxel), the stored voxels as 1.
+
+        Returns
+        -------
+        nibabel.Nifti1Image, float32 (X, Y, Z) with the store's affine; its header's ``descrip`` says which
+        """
+        import nibabel as nib
+
+        if MEAN_VOLUME in self.group:
+            arr = self.group[MEAN_VOLUME]
+            volume, what = np.asarray(arr[...], dtype=np.float32), str(arr.attrs.get("source", "stored"))
+            if volume.shape != self.grid_shape:
+                raise InputError(self.path, f"mean_volume has shape {volume.shape}, the grid is {self.grid_shape}")
+        else:
+            means, _ = _group_means(self.betas, np.zeros(self.n_trials, dtype=np.int64), 1, lambda b: b)
+            mean = np.nan_to_num(means[0])
+            flat = not mean.size or np.ptp(mean) <= 1e-6 * max(1.0, float(np.abs(mean).max()))
+            values, what = ((np.ones_like(mean), "stored voxels (betas average to a constant)") if flat
+                            else (mean, "mean of the betas over trials"))
+            volume = np.asarray(self.to_nifti(values, fill_value=0.0).dataobj, dtype=np.float32)
+        img = nib.Nifti1Image(volume, self.affine)
+        img.header["descrip"] = what[:79].encode("ascii", "replace")
+        return img
+
     def to_nifti(self, values, fill_value=0.0):
         """Put per-voxel values back into the source grid.
 
@@ -606,6 +781,7 @@ class EEGStoreWriter:
             raise ValueError(f"{len(ch_names)} channel names / {len(times)} times for eeg of shape {shape}")
         trials = _check_trials(trials, self.n_trials, self.path)
         trials.to_parquet(self.path / TRIALS_FILE, index=False)
+        _write_chunk_manifest(self.path)
         meta = {"dataset": "unknown", "subject": "unknown", "zscored": False, "synthetic": False, "provenance": {}}
         meta.update(attrs or {})
         meta.update({"ch_names": ch_names, "times": times, "format": EEG_FORMAT, "format_version": FORMAT_VERSION})

@@ -67,7 +67,8 @@ def test_neurofusion_training_step_in_bf16(inputs, tmp_path):
                                     nsd_images(inputs["brick"]), tmp_path, cfg, backbone_factory=small_backbone)
     _check_step(capture, tmp_path / "metrics.csv")
     assert summary["epochs_run"] == cfg.epochs
-    # the image branch reads the backbone's IT feature map: its classifier is run but unused by the loss
+    # the image branch reads the backbone's IT feature map: its classifier is frozen (not trained, no gradient)
+    assert not any(p.requires_grad for p in capture.model.image.backbone.decoder.parameters())
     norms = assert_gradients_everywhere(capture.model, depth=2, unused=("image.backbone.decoder.",))
     assert {"image.backbone", "image.cross", "fmri.tokenizer", "fmri.local", "fusion.layers", "match_head",
             "log_inv_tau"} <= set(norms)
@@ -95,12 +96,12 @@ def _differences(a, b):
 
 
 def test_exact_resume_after_kill(inputs, tmp_path):
-    cfg = realnet_config(DEVICE, epochs=2)
+    cfg = realnet_config(DEVICE, epochs=2, keep_checkpoints=True)  # the finished runs' last.pt are compared
     images, store = nsd_images(inputs["brick"]), inputs["subj01"]
     train_realnet(store, images, tmp_path / "whole", cfg, backbone_factory=small_backbone)
-    with pytest.raises(Killed):
-        train_realnet(store, images, tmp_path / "killed", cfg, backbone_factory=small_backbone,
-                      on_epoch_end=_kill_after_first_epoch)
+    with pytest.raises(Killed):  # killed with the default keep_checkpoints: false; last.pt stays
+        train_realnet(store, images, tmp_path / "killed", realnet_config(DEVICE, epochs=2),
+                      backbone_factory=small_backbone, on_epoch_end=_kill_after_first_epoch)
     assert _state(tmp_path / "killed/checkpoints/last.pt")["epoch"] == 1
     summary = train_realnet(store, images, tmp_path / "killed", cfg, backbone_factory=small_backbone, resume=True)
     assert summary["resumed_from"] == 1
@@ -154,8 +155,7 @@ def test_torchrun_realnet(torchrun_reports):
         np.testing.assert_allclose(rep["realnet"]["train_loss"], rep["realnet_plain"]["train_loss"], rtol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: NeuroFusionNet runs the backbone's classifier, whose parameters "
-                   "get no gradient, and the engine wraps models in DDP without find_unused_parameters, so DDP "
-                   "stops at the second step ('Expected to have finished reduction in the prior iteration')")
 def test_torchrun_neurofusion(torchrun_reports):
+    # the image branch's unused classifier is frozen (training.neurofusion.freeze_unused_backbone_parameters), so
+    # DDP trains it without find_unused_parameters
     _check_ddp_run(torchrun_reports, "neurofusion")

@@ -41,7 +41,7 @@ fi
 # 3. config (NodeName from the short host name, memory = MemTotal - 1 GiB)
 mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm "$CONF"
 chown slurm:slurm /var/spool/slurmctld /var/log/slurm /run/slurm
-CPUS=$(nproc)
+CPUS=$(nproc --all)  # --all: not OMP_NUM_THREADS (the test suite sets it to 1)
 MEM=$(( $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) - 1024 ))
 new=$(mktemp)
 cat >"$new" <<CONFEOF

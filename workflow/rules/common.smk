@@ -1,7 +1,7 @@
 # Shared names, helper functions and targets (rule files hold rules only). Everything here is cheap to evaluate (it runs at every start).
 # Every path under the results folder comes from brainalign.layout (L); every rule's `code` param from the
 # package's import graph (brainalign.provenance.code).
-from brainalign.layout import ResultsLayout, subject_folder
+from brainalign.layout import UNSEEN_CATEGORIES, ResultsLayout, category_fold, category_fold_split, subject_folder
 from brainalign.provenance.code import code_fingerprint
 
 R = config["results"]
@@ -54,14 +54,16 @@ def all_targets():
     models = FEATURE_MODELS + trained_models()
     targets = [L.encoder("nsd", subject_folder("nsd", s), m, "nsd-shared") for s in NSD_SUBJECTS for m in models]
     targets.append(L.rsa("fmri"))
+    if realnet_comparisons():
+        targets.append(L.encoding_comparisons("nsd"))
     if B5K:
         targets += [L.synthetic_evaluation(SYN["dataset"], subject_folder(SYN["dataset"], s), split)
-                    for s in B5K_SUBJECTS for split in SYN["splits"]]
+                    for s in B5K_SUBJECTS for split in synthetic_splits()]
     if EEG:
         targets.append(L.rsa("eeg"))
     targets += [L.realnet_run(subject_folder("nsd", s), v) for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]
     if NEUROFUSION["enabled"]:
-        targets.append(trained_run("neurofusion-backbone"))
+        targets += [trained_run(name) for name in neurofusion_models()]
     return targets
 
 
@@ -78,8 +80,13 @@ STIMULUS_SPECS = {
 STIMSET_ROOTS = {"nsd": NSD["root"], "bold5000": B5K["root"] if B5K else None}
 
 
+def model_settings(name):
+    """Weights, layers and reduction of a network in ``features.models`` (from ``features.model_settings``)."""
+    return FEAT["model_settings"][name]
+
+
 def _feature_options(wc):
-    spec = FEAT["models"][wc.model]
+    spec = model_settings(wc.model)
     reduce = spec.get("reduce", "pool")
     if wc.stimset == "things_eeg2" and reduce == "pca":
         reduce = "pool"  # the 200 EEG test images are too few to fit a PCA on, and none may be trained on
@@ -97,15 +104,82 @@ ENC = config["encoding"]
 ENC_ALPHAS = "logspace:{log10_min}:{log10_max}:{n}".format(**ENC["alphas"])
 
 
+def encode_split_options(wildcards, input):
+    """``brainalign encode`` options of an encoder's split: a category fold (``unseen-categories-fold3``) holds out
+    the categories of that fold of the leave-``n_test_categories``-out design."""
+    fold = category_fold(wildcards.split)
+    if fold is None:
+        return f"--split {wildcards.split}"
+    return (f"--split {UNSEEN_CATEGORIES} --categories {input.categories} "
+            f"--n-test-categories {ENC.get('n_test_categories', 2)} --category-fold {fold}")
+
+
+def realnet_comparisons():
+    """(model, baseline) feature-cache names of the paired model comparisons (encoding, RSA, object dimensions):
+    every ReAlnet-fMRI against its controls (same code, same images) and against the initial CORnet-S."""
+    pairs = []
+    for s in TRAIN_SUBJECTS:
+        subject = subject_folder("nsd", s)
+        aligned = f"realnet-{subject}-aligned"
+        pairs += [(aligned, f"realnet-{subject}-{v}") for v in TRAIN_VARIANTS if v != "aligned"]
+        pairs.append((aligned, "cornet_s-initial"))
+    return pairs
+
+
+def comparison_pairs_option():
+    """The pairs of :func:`realnet_comparisons` as ``MODEL:BASELINE`` words."""
+    return " ".join(f"{a}:{b}" for a, b in realnet_comparisons())
+
+
+def comparison_encoders():
+    """The NSD encoders the comparisons read: every compared model on every NSD subject."""
+    models = sorted({m for pair in realnet_comparisons() for m in pair})
+    return [L.encoder("nsd", subject_folder("nsd", s), m, "nsd-shared") for s in NSD_SUBJECTS for m in models]
+
+
+def comparison_roi_option():
+    """The voxels the encoder comparisons average over: the nsdgeneral ROI when the stores have that atlas."""
+    return "--roi nsdgeneral/nsdgeneral" if "nsdgeneral" in NSD.get("atlases", ["nsdgeneral"]) else ""
+
+
 # --- synthetic ---
 SYN = config["synthetic"]
 
 
+def synthetic_splits():
+    """The synthetic stage's evaluation splits: ``repeated``, and for ``unseen-categories`` one split per fold of
+    the leave-categories-out design (``unseen-categories-fold0`` ... ``synthetic.category_folds``)."""
+    out = []
+    for split in SYN["splits"]:
+        if split == UNSEEN_CATEGORIES:
+            out += [category_fold_split(k) for k in range(SYN.get("category_folds", 10))]
+        else:
+            out.append(split)
+    return out
+
+
+def unseen_image_folder():
+    """Folder of the images never shown in the scanner: ``synthetic.unseen_images``, else the simulator's."""
+    return SYN.get("unseen_images") or L.simulated_unseen_images()
+
+
+def category_stimulus_list():
+    """The dataset's stimulus list that a configured category table is checked against (an input of the
+    categories job; none with the simulator's categories)."""
+    return L.stimulus_list(SYN["dataset"]) if SYN.get("categories") else []
+
+
 def category_source():
-    """Where ``brainalign categories`` takes the synthetic stage's categories from: the configured table, else
-    the simulator's ground truth (the dataset's images and the unseen ones)."""
+    """Where ``brainalign categories`` takes the synthetic stage's categories from: the configured table (checked
+    against every stimulus of the dataset and every unseen image), else the simulator's ground truth (the
+    dataset's images and the unseen ones)."""
     if SYN.get("categories"):
-        return f"--table {SYN['categories']}"
+        from brainalign.categories import table_requirements
+
+        need = table_requirements(SYN, ENC)
+        return (f"--table {SYN['categories']} --stimuli {category_stimulus_list()} "
+                f"--unseen-images {unseen_image_folder()} --min-images {need['min_images']} "
+                f"--min-categories {need['min_categories']}")
     return f"--simulated {L.simulated()} --dataset {SYN['dataset']} --with-unseen"
 
 
@@ -157,15 +231,26 @@ def train_launcher(gpus):
 NEUROFUSION = TRAIN.get("neurofusion") or {"enabled": False}
 NF_SUBJECTS = [f"{s:02d}" for s in NEUROFUSION.get("subjects", [])] if NEUROFUSION["enabled"] else []
 NF_HELDOUT = f"{NEUROFUSION['heldout_subject']:02d}" if NEUROFUSION["enabled"] else None
+NF_CONTROLS = list(NEUROFUSION.get("controls", [])) if NEUROFUSION["enabled"] else []
+
+
+def neurofusion_models():
+    """Feature-cache names of NeuroFusionNet's image backbone and of each of its controls' backbones
+    ('neurofusion-shuffled-backbone')."""
+    if not NEUROFUSION["enabled"]:
+        return []
+    return ["neurofusion-backbone"] + [f"neurofusion-{c}-backbone" for c in NF_CONTROLS]
 
 
 def trained_run(name):
-    """'cornet_s-initial', 'realnet-subj01-aligned' or 'neurofusion-backbone' -> the output of the job that made
-    that model."""
+    """'cornet_s-initial', 'realnet-subj01-aligned', 'neurofusion-backbone' or 'neurofusion-shuffled-backbone' ->
+    the output of the job that made that model."""
     if name == "cornet_s-initial":
         return L.initial_backbone()
     if name == "neurofusion-backbone":
         return L.neurofusion_run()
+    if name.startswith("neurofusion-"):
+        return L.neurofusion_control_run(name.split("-")[1])
     _, subj, variant = name.split("-")
     return L.realnet_run(subj, variant)
 
@@ -178,9 +263,9 @@ def trained_checkpoint(name):
 
 def trained_models():
     """Feature-cache names of the untrained baseline, every trained ReAlnet and control, and NeuroFusionNet's
-    image backbone."""
+    image backbone and its controls'."""
     realnet = [f"realnet-{subject_folder('nsd', s)}-{v}" for s in TRAIN_SUBJECTS for v in TRAIN_VARIANTS]
-    return ["cornet_s-initial"] + realnet + (["neurofusion-backbone"] if NEUROFUSION["enabled"] else [])
+    return ["cornet_s-initial"] + realnet + neurofusion_models()
 
 
 def manifest_config():

@@ -34,6 +34,9 @@ rule rsa_fmri:
         dimensions=lambda wc, input: f"--dimensions {input.dimensions}" if input.dimensions else "",
         comparison=RSA["comparison"],
         bootstrap=RSA["bootstrap"],
+        compare=f"--compare {comparison_pairs_option()} --layer-choice-max {RSA.get('layer_choice_max', 1000)}"
+        if realnet_comparisons()
+        else "",
         code=code_fingerprint("rsa"),
     log:
         L.log("rsa", "fmri"),
@@ -47,7 +50,7 @@ rule rsa_fmri:
         "../../envs/analysis.yaml"
     shell:
         "brainalign rsa --features {input.features} --model-names {params.names} --stores {input.stores} "
-        "--rois {params.rois} --trained-on {params.trained_on} {params.rdm} {params.dimensions} "
+        "--rois {params.rois} --trained-on {params.trained_on} {params.rdm} {params.dimensions} {params.compare} "
         "--method {params.comparison} --n-boot {params.bootstrap} --seed {params.seed} --out {output} > {log} 2>&1"
 
 

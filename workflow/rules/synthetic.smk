@@ -11,12 +11,12 @@ rule features_unseen:
         directory(L.feature_cache("unseen", "{model}")),
     params:
         run=FEAT_RUN,
-        folder=SYN.get("unseen_images") or L.simulated_unseen_images(),
+        folder=unseen_image_folder(),
         options=lambda wc, input: f"--reduce pca --pca-from {input.pca_from}"
-        if FEAT["models"][wc.model].get("reduce") == "pca"
-        else f"--reduce {FEAT['models'][wc.model].get('reduce', 'pool')}",
-        weights=lambda wc: FEAT["models"][wc.model]["weights"],
-        layers=lambda wc: " ".join(FEAT["models"][wc.model]["layers"]),
+        if model_settings(wc.model).get("reduce") == "pca"
+        else f"--reduce {model_settings(wc.model).get('reduce', 'pool')}",
+        weights=lambda wc: model_settings(wc.model)["weights"],
+        layers=lambda wc: " ".join(model_settings(wc.model)["layers"]),
         seed=SEED,
         code=code_fingerprint("features"),
     log:
@@ -65,6 +65,7 @@ rule synthetic_evaluate:
         directory(L.synthetic_evaluation(SYN["dataset"], "{sub}", "{split}")),
     params:
         n_per_class=" ".join(map(str, SYN["samples_per_class"])),
+        declared=SYN.get("decoding_samples_per_class", 10),
         permutations=SYN["permutations"],
         seed=SEED,
         code=code_fingerprint("synthesize"),
@@ -79,4 +80,5 @@ rule synthetic_evaluate:
     shell:
         "brainalign synthesize evaluate --encoder {input.encoder} --store {input.store} "
         "--synthetic {input.synthetic} --categories {input.categories} --n-per-class {params.n_per_class} "
+        "--declared-n-per-class {params.declared} "
         "--permutations {params.permutations} --seed {params.seed} --out {output} > {log} 2>&1"

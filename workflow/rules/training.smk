@@ -1,5 +1,7 @@
 # Brain-aligned training: ReAlnet-fMRI (one model per subject) and its controls, all from one initial backbone;
-# NeuroFusionNet (one model over several subjects, scored on a held-out subject).
+# NeuroFusionNet (one model over several subjects, scored on a held-out subject) and its shuffled-pairs control.
+# Every run writes stimuli.parquet (what it was trained and selected on); features_trained copies it into the
+# model's feature cache, and every evaluation refuses stimuli listed there (brainalign.heldout).
 
 
 rule initial_backbone:
@@ -31,6 +33,7 @@ rule train:
         preset=TRAIN["preset"],
         beta="" if TRAIN["beta"] is None else f"--beta {TRAIN['beta']}",
         control=lambda wc: TRAIN_CONTROL[wc.variant],
+        keep="--keep-checkpoints" if TRAIN.get("keep_checkpoints") else "",
         launch=train_launcher(TRAIN["gpus"]),
         code=code_fingerprint("train"),
     log:
@@ -46,7 +49,8 @@ rule train:
         "../../envs/torch.yaml"
     shell:
         "{params.launch} train realnet --store {input.store} --stimuli {params.stimuli} --out {output} "
-        "--config {params.preset} {params.beta} --control {params.control} --weights {input.initial} > {log} 2>&1"
+        "--config {params.preset} {params.beta} --control {params.control} --weights {input.initial} {params.keep} "
+        "> {log} 2>&1"
 
 
 rule train_neurofusion:
@@ -60,6 +64,8 @@ rule train_neurofusion:
         stimuli=f"nsd:{NSD['root']}",
         preset=NEUROFUSION.get("preset", "small"),
         stores=lambda wc, input: " ".join(f"--store {s}" for s in input.stores),
+        control="none",
+        keep="--keep-checkpoints" if TRAIN.get("keep_checkpoints") else "",
         launch=train_launcher(TRAIN["gpus"]),
         code=code_fingerprint("train"),
     log:
@@ -75,7 +81,27 @@ rule train_neurofusion:
         "../../envs/torch.yaml"
     shell:
         "{params.launch} train neurofusion {params.stores} --heldout-store {input.heldout} "
-        "--stimuli {params.stimuli} --out {output} --config {params.preset} > {log} 2>&1"
+        "--stimuli {params.stimuli} --out {output} --config {params.preset} --control {params.control} {params.keep} "
+        "> {log} 2>&1"
+
+
+use rule train_neurofusion as train_neurofusion_control with:
+    output:
+        directory(L.neurofusion_control_run("{control}")),
+    wildcard_constraints:
+        control="shuffled",
+    params:
+        stimuli=f"nsd:{NSD['root']}",
+        preset=NEUROFUSION.get("preset", "small"),
+        stores=lambda wc, input: " ".join(f"--store {s}" for s in input.stores),
+        control=lambda wc: wc.control,
+        keep="--keep-checkpoints" if TRAIN.get("keep_checkpoints") else "",
+        launch=train_launcher(TRAIN["gpus"]),
+        code=code_fingerprint("train"),
+    log:
+        L.log("training", "neurofusion_{control}"),
+    benchmark:
+        L.benchmark("training", "neurofusion_{control}")
 
 
 rule features_trained:
@@ -87,7 +113,7 @@ rule features_trained:
     output:
         directory(L.feature_cache("{stimset}", "{trained}")),
     wildcard_constraints:
-        trained=r"cornet_s-initial|realnet-subj[0-9]+-(aligned|beta0|shuffled)|neurofusion-backbone",
+        trained=r"cornet_s-initial|realnet-subj[0-9]+-(aligned|beta0|shuffled)|neurofusion-(shuffled-)?backbone",
         stimset="nsd|things_eeg2",
     params:
         run=FEAT_RUN,

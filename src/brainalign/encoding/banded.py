@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._io import progress as progress_bar
-from .ridge import (DEFAULT_ALPHAS, RidgeFit, RidgeProblem, SklearnRidgeSolver, TorchEigenSolver, fold_mean_mse,
-                    fraction_alpha_on_grid_edge, himalaya_backend, nearest_on_log_grid, prepare_ridge_problem,
-                    solver_for)
+from .ridge import (DEFAULT_ALPHAS, RidgeFit, RidgeProblem, SklearnRidgeSolver, TorchEigenSolver, constant_columns,
+                    cross_validated_r2, fitted_y_scale, fold_mean_mse, fraction_alpha_on_grid_edge, himalaya_backend,
+                    nearest_on_log_grid, prepare_ridge_problem, solver_for)
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,7 @@ def r2_split(y_true, y_pred_split) -> np.ndarray:
     ndarray (n_bands, n_voxels) float64 (NaN where y is constant)
     """
     y = np.asarray(y_true, dtype=np.float64)
+    constant = constant_columns(y)  # exactly, before centring leaves a rounding residue
     y = y - y.mean(0)
     P = np.asarray(y_pred_split, dtype=np.float64)
     P = P - P.mean(1, keepdims=True)
@@ -231,7 +232,7 @@ def r2_split(y_true, y_pred_split) -> np.ndarray:
     sst = (y * y).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = ((2 * y[None] - total[None]) * P).sum(1) / sst
-    out[:, sst <= 1e-300] = np.nan
+    out[:, constant | (sst <= 1e-300)] = np.nan
     return out
 
 
@@ -385,14 +386,14 @@ def fit_banded_ridge(
               voxel_batch=voxel_batch, progress=progress or progress_bar)
     t = problem.n_voxels
     cand, alpha = np.asarray(res["candidate"]), np.asarray(res["alpha"], dtype=np.float64)
-    cv_r2 = 1.0 - res["cv_mse"][cand, np.arange(t)] / np.maximum(res["base_mse"], 1e-30)
+    cv_r2 = cross_validated_r2(res["cv_mse"][cand, np.arange(t)], res["base_mse"], problem.y_constant)
     info = {"backend": backend, "n_candidates": len(cands), "search": search if candidates is None else "explicit",
             "n_folds": len(problem.splits), "bands": names, **res["info"],
             "fraction_alpha_on_grid_edge": fraction_alpha_on_grid_edge(alpha, problem.alphas)}
     return BandedRidgeFit(
         coef=res["coef"], alpha=alpha, alphas=problem.alphas, cv_mse=np.asarray(res["cv_mse"]),
         cv_r2=np.asarray(cv_r2, dtype=np.float64), x_mean=problem.x_mean, x_scale=problem.x_scale,
-        y_mean=problem.y_mean, y_scale=problem.y_scale, info=info, bands=names, band_sizes=sizes,
+        y_mean=problem.y_mean, y_scale=fitted_y_scale(problem), info=info, bands=names, band_sizes=sizes,
         band_weights=cands[cand], candidates=cands, candidate=cand,
     )
 

@@ -29,6 +29,9 @@ def add_arguments(p):
     p.add_argument("--categories", help="stimulus -> category table (csv/tsv/parquet: stimulus, category)")
     p.add_argument("--test-categories", nargs="+", help="held-out categories (default: drawn with --seed)")
     p.add_argument("--n-test-categories", type=int, help="number of categories to hold out")
+    p.add_argument("--category-fold", type=int, metavar="I",
+                   help="unseen-categories: hold out the categories of fold I of the leave-N-categories-out design "
+                        "(every set of --n-test-categories categories, in an order seeded with --seed)")
     p.add_argument("--train-ids", help="text file, one training stimulus id per line (--split ids)")
     p.add_argument("--test-ids", help="text file, one test stimulus id per line (--split ids)")
     p.add_argument("--alphas", default="logspace:-1:7:20", help="'logspace:LO:HI:N' or comma list")
@@ -60,7 +63,7 @@ def run(args) -> int:
         args.store, args.features, args.out, layers=args.layers, split=args.split, alphas=_alphas(args.alphas),
         n_folds=args.folds, solver=args.solver, device=args.device, dtype=args.dtype, rois=args.rois,
         restrict_to_rois=args.restrict_to_rois, categories=args.categories, test_categories=args.test_categories,
-        n_test_categories=args.n_test_categories, train_ids=args.train_ids, test_ids=args.test_ids,
+        n_test_categories=args.n_test_categories, category_fold=args.category_fold, train_ids=args.train_ids, test_ids=args.test_ids,
         layer_selection=args.layer_selection, nc_method=args.noise_ceiling, seed=args.seed,
         voxel_batch=args.voxel_batch, figure=not args.no_figure, banded=args.banded, band_search=args.band_search)
     print(f"encode: {summary['n_voxels']} voxels, {summary['n_train']} train / {summary['n_test']} test stimuli, "

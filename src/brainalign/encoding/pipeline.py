@@ -6,6 +6,9 @@ Output directory (written atomically)::
                        selected (this layer is the voxel's CV-chosen layer); plus layer "selected" rows
     rois.parquet       per ROI x layer summaries (incl. layer "selected": each voxel its CV-chosen layer)
     roi_layers.parquet per ROI: layer chosen by mean CV R² (training data only) and its test scores
+    test_predictions.npz  held-out predictions of each voxel's chosen model: stimulus (n_test,), voxel (store
+                       index), predicted float32 (n_test, n_voxels); what paired model comparisons resample
+                       (brainalign.encoding.compare)
     maps/*.nii.gz      r, score, layer index (selected model), nc, per-layer r, in the store's grid
     figures/score_vs_layer.png
     encoder/           the fitted encoder (see brainalign.encoding.model)
@@ -22,7 +25,8 @@ and used as every voxel's model (the single-layer fits stay for comparison); ext
     maps/band-<name>_weight.nii.gz, band-<name>_share.nii.gz, banded_dominant_band.nii.gz (1-based band index)
 
 Nothing is selected on the test set: alpha per voxel and layer per voxel/ROI come from K-fold CV on
-the training stimuli; test stimuli are only scored.
+the training stimuli; test stimuli are only scored. A feature cache of a trained model whose training record
+(``cache.training_stimuli``) holds a test stimulus is refused (:func:`brainalign.heldout.check_disjoint`).
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ import pandas as pd
 
 from .._io import atomic_output, file_fingerprint
 from ..errors import InputError
+from ..heldout import check_disjoint
 from ..stimuli import read_ids_file
 from . import scoring
 from .banded import DEFAULT_BAND_SEARCH, band_candidates, band_shares, fit_banded_ridge, r2_split
+from .compare import TEST_PREDICTIONS
 from .figures import plot_score_vs_layer
 from .model import VoxelwiseEncoder, fit_layers, select_layers
 from .ridge import DEFAULT_ALPHAS
@@ -49,7 +55,7 @@ log = logging.getLogger(__name__)
 
 
 def build_split(kind: str, trials: pd.DataFrame, *, categories=None, test_categories=None,
-                n_test_categories=None, train_ids=None, test_ids=None, seed: int = 0) -> Split:
+                n_test_categories=None, train_ids=None, test_ids=None, seed: int = 0, category_fold=None) -> Split:
     """Build a named split from a store's trial table (see :mod:`brainalign.encoding.splits`)."""
     if kind in ("nsd-shared", "repeated"):
         return split_shared(trials, kind)
@@ -58,7 +64,7 @@ def build_split(kind: str, trials: pd.DataFrame, *, categories=None, test_catego
             raise InputError("--categories", "split 'unseen-categories' needs a stimulus -> category table")
         cat = categories if isinstance(categories, pd.Series) else read_category_table(categories)
         return split_unseen_categories(np.unique(trials["stimulus"].astype(str)), cat, test_categories,
-                                       n_test_categories, seed=seed)
+                                       n_test_categories, seed=seed, fold=category_fold)
     if kind == "ids":
         if train_ids is None or test_ids is None:
             raise InputError("--train-ids/--test-ids", "split 'ids' needs both id lists")
@@ -84,7 +90,8 @@ def noise_ceiling(store, voxels, reps, n_reps, method="auto"):
 def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shared", alphas=DEFAULT_ALPHAS,
                  n_folds: int = 5, solver: str = "torch", device: str = "cpu", dtype: str = "float32",
                  rois=None, restrict_to_rois: bool = False, categories=None, test_categories=None,
-                 n_test_categories=None, train_ids=None, test_ids=None, layer_selection: str = "voxel",
+                 n_test_categories=None, category_fold=None, train_ids=None, test_ids=None,
+                 layer_selection: str = "voxel",
                  nc_method: str = "auto", seed: int = 0, voxel_batch=None, figure: bool = True,
                  banded: bool = False, band_search: str = DEFAULT_BAND_SEARCH) -> dict:
     """Fit and score voxelwise encoders for every layer; write the output directory ``out``.
@@ -123,10 +130,13 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
     native = {str(x): x for x in store_ids.tolist()}
     common = [str(x) for x in cache.stimulus_ids.tolist() if str(x) in native]
     sp = build_split(split, store.trials, categories=categories, test_categories=test_categories,
-                     n_test_categories=n_test_categories, train_ids=train_ids, test_ids=test_ids, seed=seed)
+                     n_test_categories=n_test_categories, train_ids=train_ids, test_ids=test_ids, seed=seed,
+                     category_fold=category_fold)
     sp = restrict(sp, common)
     if len(sp.train) < 2 * n_folds:
         raise InputError(store_path, f"only {len(sp.train)} training stimuli for {n_folds}-fold CV")
+    # scores count only on stimuli the model never saw (the ridge fit on training stimuli is not a score)
+    check_disjoint(sp.test, [cache], where=f"test stimuli of split {sp.name!r} of {store_path}")
 
     # ROIs and voxels
     roi_names = list(rois) if rois else store.roi_names()
@@ -185,6 +195,7 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
             "voxel": voxels, "layer": BANDED, "alpha": bfit.alpha, "cv_r2": bfit.cv_r2, "r": r,
             "r2": scoring.r2_score(Y_test, pred), "nc": nc, "score": scoring.normalized_score(r, nc)}))
         band_tables = _band_tables(bfit, voxels, shares, r2_split(Y_test, bfit.predict_split(Xte)), roi_full)
+        preds[BANDED] = pred
         del Xte, pred
         fits[BANDED] = bfit
         models.append(BANDED)
@@ -249,6 +260,7 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
         voxel_table.to_parquet(tmp / "voxels.parquet", index=False)
         roi_table.to_parquet(tmp / "rois.parquet", index=False)
         roi_layer_table.to_parquet(tmp / "roi_layers.parquet", index=False)
+        _write_test_predictions(tmp / TEST_PREDICTIONS, sp.test, voxels, preds, models, voxel_layer)
         if banded:
             band_tables[0].to_parquet(tmp / "bands.parquet", index=False)
             band_tables[1].to_parquet(tmp / "roi_bands.parquet", index=False)
@@ -266,6 +278,24 @@ def run_encoding(store_path, features_path, out, *, layers=None, split="nsd-shar
 
 #: name of the banded ridge model among the layers of the outputs and the encoder
 BANDED = "banded"
+
+
+def _write_test_predictions(path, test_ids, voxels, preds, models, voxel_layer):
+    """``test_predictions.npz``: each voxel's prediction of the test stimuli by its chosen model (layer or banded).
+
+    Parameters
+    ----------
+    test_ids : (n_test,) str, the rows of every prediction
+    voxels : int (n_voxels,) store voxel indices
+    preds : dict model -> (n_test, n_voxels) predictions
+    models : list of model names; ``voxel_layer`` (n_voxels,) indexes it
+    """
+    chosen = np.empty((len(test_ids), len(voxels)), dtype=np.float32)
+    for k, name in enumerate(models):
+        cols = voxel_layer == k
+        chosen[:, cols] = preds[name][:, cols]
+    with open(path, "wb") as fh:
+        np.savez(fh, stimulus=np.asarray(list(test_ids), dtype=str), voxel=np.asarray(voxels), predicted=chosen)
 
 
 def _band_tables(fit, voxels, shares, split_r2, roi_masks):

@@ -28,7 +28,9 @@ Conventions shared by all backends: X and Y are standardised (z-scored, populati
 statistics of the training samples passed in; inside CV each training fold is re-centred with its own
 means (an intercept, as in ``Ridge(fit_intercept=True)`` and himalaya ``fit_intercept=True``); the CV score
 is the mean over folds of the per-fold mean squared error (himalaya's ``l2_neg_loss``); ties pick the
-smallest alpha.
+smallest alpha. A voxel whose training responses are all equal (a dead voxel) has no variance to explain: its
+``cv_r2`` is NaN (0 / 0), not 1, its coefficients are 0 and it predicts its constant value
+(docs/encoding.md, "Scores").
 """
 
 from __future__ import annotations
@@ -79,6 +81,28 @@ def standardize_stats(A, ddof: int = 0):
     return mean, scale
 
 
+def constant_columns(A) -> np.ndarray:
+    """Columns of ``A`` whose values are all equal (exactly: no rounding threshold), read a slab of rows at a time.
+
+    Parameters
+    ----------
+    A : ndarray (n_samples, n_columns)
+
+    Returns
+    -------
+    bool ndarray (n_columns,)
+    """
+    A = np.asarray(A)
+    if A.shape[0] == 0:
+        return np.ones(A.shape[1], dtype=bool)
+    first = A[0]
+    same = np.ones(A.shape[1], dtype=bool)
+    step = max(1, int(2**26 // max(1, A.shape[1])))
+    for start in range(1, A.shape[0], step):
+        same &= (A[start:start + step] == first).all(0)
+    return same
+
+
 def _apply_standardize(A, mean, scale, dtype=np.float32):
     out = np.empty(A.shape, dtype=dtype)
     step = max(1, int(2**26 // max(1, A.shape[1])))
@@ -102,9 +126,12 @@ class RidgeFit:
     cv_mse : ndarray (n_alphas, n_voxels)
         Mean over folds of the validation MSE (z-scored response units).
     cv_r2 : ndarray (n_voxels,)
-        Cross-validated R² at the chosen alpha (1 - MSE / MSE of the training-fold mean).
+        Cross-validated R² at the chosen alpha (1 - MSE / MSE of the training-fold mean); NaN for a voxel
+        whose training responses are all equal (nothing to explain).
     x_mean, x_scale : ndarray (n_features,)
     y_mean, y_scale : ndarray (n_voxels,)
+        Training mean and population std of each voxel (``y_scale`` 0 for a dead voxel, whose coefficients
+        are 0: it predicts ``y_mean`` and has no residual variance).
     """
 
     coef: np.ndarray
@@ -185,6 +212,9 @@ class RidgeProblem:
         Precision of the bulk GEMMs.
     x_mean, x_scale : ndarray (n_features,) float64
     y_mean, y_scale : ndarray (n_voxels,) float64
+    y_constant : bool ndarray (n_voxels,)
+        Voxels whose training responses are all equal (dead): their column of ``Y`` is exactly 0 and their
+        ``cv_r2`` NaN.
     """
 
     X: np.ndarray
@@ -196,6 +226,7 @@ class RidgeProblem:
     x_scale: np.ndarray
     y_mean: np.ndarray
     y_scale: np.ndarray
+    y_constant: np.ndarray
 
     @property
     def n_voxels(self) -> int:
@@ -243,9 +274,35 @@ def prepare_ridge_problem(X_train, Y_train, alphas=DEFAULT_ALPHAS, n_folds: int 
     npdt = np.float32 if dtype == "float32" else np.float64
     x_mean, x_scale = standardize_stats(X_train)
     y_mean, y_scale = standardize_stats(Y_train)
-    return RidgeProblem(X=_apply_standardize(X_train, x_mean, x_scale, npdt),
-                        Y=_apply_standardize(Y_train, y_mean, y_scale, npdt), alphas=alphas, splits=splits,
-                        dtype=dtype, x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale)
+    y_constant = constant_columns(Y_train)
+    Y = _apply_standardize(Y_train, y_mean, y_scale, npdt)
+    Y[:, y_constant] = 0.0  # not the rounding residue of subtracting a float64 mean
+    return RidgeProblem(X=_apply_standardize(X_train, x_mean, x_scale, npdt), Y=Y, alphas=alphas, splits=splits,
+                        dtype=dtype, x_mean=x_mean, x_scale=x_scale, y_mean=y_mean, y_scale=y_scale,
+                        y_constant=y_constant)
+
+
+def fitted_y_scale(problem: RidgeProblem) -> np.ndarray:
+    """The response scale a fitted model keeps: the training std, 0 (not the stand-in 1) for dead voxels."""
+    return np.where(problem.y_constant, 0.0, problem.y_scale)
+
+
+def cross_validated_r2(cv_mse, base_mse, y_constant) -> np.ndarray:
+    """``1 - cv_mse / base_mse`` per voxel, NaN for dead voxels (0 / 0) instead of a perfect 1.
+
+    Parameters
+    ----------
+    cv_mse : ndarray (n_voxels,), CV MSE at each voxel's chosen penalty
+    base_mse : ndarray (n_voxels,), CV MSE of the training-fold mean (:func:`fold_mean_mse`)
+    y_constant : bool ndarray (n_voxels,), :attr:`RidgeProblem.y_constant`
+
+    Returns
+    -------
+    ndarray (n_voxels,) float64
+    """
+    r2 = 1.0 - np.asarray(cv_mse, dtype=np.float64) / np.maximum(np.asarray(base_mse, dtype=np.float64), 1e-30)
+    r2[np.asarray(y_constant, dtype=bool)] = np.nan
+    return r2
 
 
 def fold_mean_mse(Ys, splits, fold_centering: bool = True) -> np.ndarray:
@@ -558,7 +615,7 @@ def _fit_by_grid_search(solver_class, problem: RidgeProblem, *, progress, **opti
     cv_mse, base_mse = solver.cv(progress=progress)
     best = np.argmin(cv_mse, axis=0)  # first minimum -> smallest alpha on ties
     alpha = problem.alphas[best]
-    cv_r2 = 1.0 - cv_mse[best, np.arange(problem.n_voxels)] / np.maximum(base_mse, 1e-30)
+    cv_r2 = cross_validated_r2(cv_mse[best, np.arange(problem.n_voxels)], base_mse, problem.y_constant)
     coef = solver.refit(alpha)
     return dict(coef=coef, alpha=alpha, cv_mse=cv_mse, cv_r2=cv_r2, info={"backend": solver.name, **solver.info()})
 
@@ -592,7 +649,7 @@ def _fit_himalaya(problem: RidgeProblem, *, device, fold_centering, voxel_batch,
     # himalaya reports only the best score (negative MSE per fold, averaged)
     cv_mse = np.full((len(alphas), problem.n_voxels), np.nan)
     cv_mse[idx, np.arange(problem.n_voxels)] = -cv_best
-    cv_r2 = 1.0 + cv_best / np.maximum(fold_mean_mse(Ys, splits, fold_centering), 1e-30)
+    cv_r2 = cross_validated_r2(-cv_best, fold_mean_mse(Ys, splits, fold_centering), problem.y_constant)
     return dict(coef=coef, alpha=alpha, cv_mse=cv_mse, cv_r2=cv_r2,
                 info={"backend": "himalaya", "device": str(resolve_device(device)), "dtype": problem.dtype,
                       "mode": "primal" if n >= p else "kernel"})
@@ -671,7 +728,7 @@ def fit_voxelwise_ridge(
     return RidgeFit(
         coef=res["coef"], alpha=np.asarray(res["alpha"], dtype=np.float64), alphas=problem.alphas,
         cv_mse=np.asarray(res["cv_mse"]), cv_r2=np.asarray(res["cv_r2"], dtype=np.float64),
-        x_mean=problem.x_mean, x_scale=problem.x_scale, y_mean=problem.y_mean, y_scale=problem.y_scale,
+        x_mean=problem.x_mean, x_scale=problem.x_scale, y_mean=problem.y_mean, y_scale=fitted_y_scale(problem),
         info=res["info"],
     )
 
@@ -694,6 +751,6 @@ def gemm_flops_ideal(n_samples: int, n_features: int, n_voxels: int, n_alphas: i
 
 
 __all__ = ["DEFAULT_ALPHAS", "SOLVERS", "RidgeFit", "RidgeProblem", "SklearnRidgeSolver", "TorchEigenSolver",
-           "fit_voxelwise_ridge", "fold_mean_mse", "fraction_alpha_on_grid_edge", "gemm_flops_ideal",
-           "himalaya_backend", "kfold_splits", "nearest_on_log_grid", "prepare_ridge_problem", "solver_for",
-           "standardize_stats"]
+           "constant_columns", "cross_validated_r2", "fit_voxelwise_ridge", "fitted_y_scale", "fold_mean_mse",
+           "fraction_alpha_on_grid_edge", "gemm_flops_ideal", "himalaya_backend", "kfold_splits",
+           "nearest_on_log_grid", "prepare_ridge_problem", "solver_for", "standardize_stats"]

@@ -31,17 +31,24 @@ def pearson_r(y_true, y_pred, axis: int = 0) -> np.ndarray:
 
     Returns
     -------
-    ndarray (n_voxels,) float64 (n_samples with ``axis=1``); NaN where either line is constant.
+    ndarray (n_voxels,) float64 (n_samples with ``axis=1``); NaN where either line is constant (all values
+    equal, tested exactly: centring such a line leaves a rounding residue that would otherwise give any r).
     """
     a = np.asarray(y_true, dtype=np.float64)
     b = np.asarray(y_pred, dtype=np.float64)
+    constant = _constant_lines(a, axis) | _constant_lines(b, axis)
     a = a - a.mean(axis, keepdims=True)
     b = b - b.mean(axis, keepdims=True)
     den = np.sqrt((a * a).sum(axis) * (b * b).sum(axis))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (a * b).sum(axis) / den
-    r[den <= 1e-300] = np.nan
+    r[constant | (den <= 1e-300)] = np.nan
     return r
+
+
+def _constant_lines(a: np.ndarray, axis: int) -> np.ndarray:
+    """bool: lines along ``axis`` whose values are all equal (NaN lines count as not constant)."""
+    return np.ptp(a, axis=axis) == 0 if a.shape[axis] else np.ones(np.delete(a.shape, axis), dtype=bool)
 
 
 def r2_score(y_true, y_pred) -> np.ndarray:
@@ -49,7 +56,8 @@ def r2_score(y_true, y_pred) -> np.ndarray:
 
     Returns
     -------
-    ndarray (n_voxels,) float64
+    ndarray (n_voxels,) float64; NaN where ``y_true`` is constant (sklearn's ``force_finite=False``: no variance
+    to explain), tested exactly.
     """
     a = np.asarray(y_true, dtype=np.float64)
     b = np.asarray(y_pred, dtype=np.float64)
@@ -57,7 +65,7 @@ def r2_score(y_true, y_pred) -> np.ndarray:
     ss_tot = ((a - a.mean(0)) ** 2).sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = 1.0 - ss_res / ss_tot
-    r2[ss_tot <= 1e-300] = np.nan
+    r2[_constant_lines(a, 0) | (ss_tot <= 1e-300)] = np.nan
     return r2
 
 
@@ -204,7 +212,10 @@ def summarize(voxel_table: pd.DataFrame, roi_masks: dict, by=("layer",)) -> pd.D
 
     Returns
     -------
-    DataFrame: roi, *by, n_voxels, mean_r, median_r, mean_r2, mean_cv_r2, mean_nc, mean_score, median_score
+    DataFrame: roi, *by, n_voxels, n_dead, mean_r, median_r, mean_r2, mean_cv_r2, mean_nc, mean_score,
+    median_score. ``n_dead`` counts the dead voxels (constant training responses: ``cv_r2`` NaN); every mean
+    and median is over the other voxels (and skips any other NaN), so a dead voxel never counts as a perfect
+    or as a zero score.
     """
     rows = []
     for name, mask in roi_masks.items():
@@ -212,11 +223,13 @@ def summarize(voxel_table: pd.DataFrame, roi_masks: dict, by=("layer",)) -> pd.D
         sub = voxel_table[voxel_table["voxel"].isin(vox)]
         for key, g in sub.groupby(list(by), sort=False):
             key = key if isinstance(key, tuple) else (key,)
+            dead = g["cv_r2"].isna().to_numpy()
+            live = g[~dead]
             rows.append({
-                "roi": name, **dict(zip(by, key)), "n_voxels": len(g),
-                "mean_r": g["r"].mean(), "median_r": g["r"].median(), "mean_r2": g["r2"].mean(),
-                "mean_cv_r2": g["cv_r2"].mean(), "mean_nc": g["nc"].mean(),
-                "mean_score": g["score"].mean(), "median_score": g["score"].median(),
+                "roi": name, **dict(zip(by, key)), "n_voxels": len(g), "n_dead": int(dead.sum()),
+                "mean_r": live["r"].mean(), "median_r": live["r"].median(), "mean_r2": live["r2"].mean(),
+                "mean_cv_r2": live["cv_r2"].mean(), "mean_nc": live["nc"].mean(),
+                "mean_score": live["score"].mean(), "median_score": live["score"].median(),
             })
     return pd.DataFrame(rows)
 

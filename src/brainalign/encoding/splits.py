@@ -3,7 +3,8 @@
 * ``nsd-shared``: test = stimuli flagged ``shared`` in the trial table (NSD shared1000), train = the rest.
 * ``repeated``: the same rule, for BOLD5000 whose ``shared`` column marks the 113 repeated images;
   additionally checks that the test stimuli are repeated.
-* ``unseen-categories``: whole categories held out, given a stimulus → category table.
+* ``unseen-categories``: whole categories held out, given a stimulus → category table; with a fold index,
+  fold ``i`` of the leave-k-categories-out design (:func:`category_folds`).
 * ``ids``: explicit id lists (files are read with :func:`brainalign.stimuli.read_ids_file`).
 
 Every builder returns disjoint id sets; stimuli not known to both the voxel store and the feature
@@ -12,6 +13,7 @@ cache are dropped by :func:`restrict`.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,8 +89,31 @@ def read_category_table(path) -> pd.Series:
     return s
 
 
+def category_folds(categories, k: int, seed: int = 0) -> list[tuple]:
+    """Every set of ``k`` held-out categories (each fold of a leave-k-categories-out design), in a seeded order.
+
+    Fold ``i`` is element ``i``: with all folds run, every category is held out equally often; with fewer, the
+    first folds are not all built around the alphabetically first category.
+
+    Parameters
+    ----------
+    categories : iterable of str (duplicates ignored)
+    k : int, categories held out per fold (1 <= k < number of categories)
+
+    Returns
+    -------
+    list of tuples of str, each sorted
+    """
+    cats = sorted(set(map(str, categories)))
+    if not 1 <= k < len(cats):
+        raise InputError("categories", f"cannot hold out {k} of {len(cats)} categories")
+    combos = list(itertools.combinations(cats, k))
+    order = np.random.default_rng(seed).permutation(len(combos))
+    return [combos[i] for i in order]
+
+
 def split_unseen_categories(stimuli, categories: pd.Series, test_categories=None, n_test_categories=None,
-                            test_fraction: float = 0.2, seed: int = 0) -> Split:
+                            test_fraction: float = 0.2, seed: int = 0, fold=None) -> Split:
     """Hold out whole categories: every stimulus of a test category is in test, none in train.
 
     Parameters
@@ -98,6 +123,9 @@ def split_unseen_categories(stimuli, categories: pd.Series, test_categories=None
     test_categories : list of str, optional
         Explicit held-out categories; otherwise ``n_test_categories`` (or ``test_fraction`` of the
         categories, at least 1) are drawn with ``seed``.
+    fold : int, optional
+        Hold out the categories of fold ``fold`` of :func:`category_folds` (``n_test_categories`` per fold,
+        order seeded with ``seed``) instead of drawing them.
     """
     stimuli = np.asarray([str(s) for s in stimuli], dtype=object)
     cat = categories.reindex(stimuli)
@@ -105,6 +133,16 @@ def split_unseen_categories(stimuli, categories: pd.Series, test_categories=None
     cats = np.array(sorted(cat[known].unique()))
     if len(cats) < 2:
         raise InputError("categories", f"need at least 2 categories among the stimuli, found {len(cats)}")
+    info = {}
+    if fold is not None:
+        if test_categories is not None:
+            raise InputError("--category-fold", "give either the held-out categories or a fold, not both")
+        folds = category_folds(cats, n_test_categories or max(1, int(round(test_fraction * len(cats)))), seed)
+        if not 0 <= int(fold) < len(folds):
+            raise InputError("--category-fold", f"fold {fold} does not exist: {len(folds)} folds of "
+                                                f"{len(folds[0])} of {len(cats)} categories")
+        test_categories = list(folds[int(fold)])
+        info = {"fold": int(fold), "n_folds": len(folds)}
     if test_categories is None:
         k = n_test_categories or max(1, int(round(test_fraction * len(cats))))
         if not 1 <= k < len(cats):
@@ -116,7 +154,7 @@ def split_unseen_categories(stimuli, categories: pd.Series, test_categories=None
         raise InputError("categories", f"test categories not found among the stimuli: {sorted(missing)}")
     is_test = cat.isin(test_categories).values & known
     return Split("unseen-categories", stimuli[known & ~is_test], stimuli[is_test],
-                 {"test_categories": sorted(test_categories), "n_unlabelled_dropped": int((~known).sum())})
+                 {"test_categories": sorted(test_categories), "n_unlabelled_dropped": int((~known).sum()), **info})
 
 
 def split_ids(train_ids, test_ids) -> Split:

@@ -9,6 +9,14 @@ Layout of ``CACHE.zarr`` (see docs/features.md)::
     pca/<layer>/components         float32 (n_components, n_raw_features)
     pca/<layer>/explained_variance float32 (n_components,)
     stimuli.parquet                column ``stimulus``: int64 nsdId (NSD) or str; row i <-> layers/*[i]
+    training_stimuli.parquet       trained models only: the training record of the checkpoint (columns stimulus,
+                                   role = train | val, subject; brainalign.heldout), what the model was trained
+                                   and selected on
+
+Weights provenance (group attrs, :mod:`brainalign.model_provenance`): ``weights`` = ``random`` |
+``imagenet:<file name>`` | ``checkpoint:<path>`` | ``file:<path>``; ``weights_origin`` = where the weights come
+from before any brain-aligned training (a checkpoint's recorded initial weights); ``training`` = method, control,
+subject(s), epoch and record summary of a trained checkpoint, else null.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from ..errors import InputError
 
 CACHE_FORMAT = "brainalign.feature_cache/1"
 STIMULI_FILE = "stimuli.parquet"
+#: the training record of a trained model's checkpoint, copied into its cache
+TRAINING_STIMULI_FILE = "training_stimuli.parquet"
 
 
 def write_stimulus_ids(group_dir, ids) -> None:
@@ -40,6 +50,23 @@ def read_stimulus_ids(group_dir) -> np.ndarray:
     return pd.read_parquet(Path(group_dir) / STIMULI_FILE)["stimulus"].to_numpy()
 
 
+def read_training_stimuli(group_dir, attrs: dict):
+    """The training record copied into a cache (DataFrame), or None when the cache's model was not trained.
+
+    Raises
+    ------
+    InputError
+        The attrs name a training record that the cache lacks or that differs from the one recorded.
+    """
+    from ..heldout import read_training_record
+
+    training = attrs.get("training") or {}
+    path = Path(group_dir) / TRAINING_STIMULI_FILE
+    if not training.get("record"):
+        return read_training_record(path) if path.is_file() else None
+    return read_training_record(path, training["record"].get("sha256"))
+
+
 class FeatureCache:
     """Read access to a finished feature cache (use :func:`open_feature_cache`).
 
@@ -51,6 +78,9 @@ class FeatureCache:
     stimulus_ids : ndarray (n_stimuli,)
         int64 nsdIds (NSD) or str; row i of every layer belongs to ``stimulus_ids[i]``.
     layers : list of str
+    training_stimuli : DataFrame or None
+        What a trained model was trained and selected on (columns ``stimulus`` str, ``role`` train | val,
+        ``subject``; :mod:`brainalign.heldout`); None for an untrained model (random or pretrained weights).
     """
 
     def __init__(self, path):
@@ -61,6 +91,7 @@ class FeatureCache:
         self.attrs = dict(self._group.attrs)
         self.layers = list(self.attrs.get("layers", []))
         self.stimulus_ids = read_stimulus_ids(self.path)
+        self.training_stimuli = read_training_stimuli(self.path, self.attrs)
 
     def __repr__(self):
         return f"FeatureCache({str(self.path)!r}, n_stimuli={len(self.stimulus_ids)}, layers={self.layers})"

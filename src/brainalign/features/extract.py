@@ -27,9 +27,11 @@ from .. import __version__
 from .._io import atomic_output, progress
 from ..devices import resolve_device
 from ..errors import InputError
+from ..heldout import write_training_record
+from ..model_provenance import model_provenance
 from ..models import resolve_layers
 from ..stimuli import ImageSet, Preprocessing, make_loader
-from .cache import CACHE_FORMAT, write_stimulus_ids
+from .cache import CACHE_FORMAT, TRAINING_STIMULI_FILE, write_stimulus_ids
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +370,10 @@ def extract_features(image_set: ImageSet, model, out, *, layers=None, reduce: st
     image_set : ImageSet
         Rows of the cache, in order (``image_set.ids``).
     model : torch.nn.Module
-        From :func:`brainalign.models.load_model`.
+        From :func:`brainalign.models.load_model`. Its weights provenance (``weights``, ``weights_origin``,
+        ``training``; :func:`brainalign.model_provenance.model_provenance`) goes into the cache's attrs, and the
+        training record of a trained checkpoint into ``training_stimuli.parquet`` (a trained checkpoint whose
+        record is missing or altered is refused).
     out : str or Path
         The ``*.zarr`` cache to write. A partial run is kept next to it in ``.<name>.partial`` and
         resumed if the configuration is unchanged; a finished cache with the same configuration is
@@ -481,10 +486,13 @@ def _extract(ex: FeatureExtractor, image_set, train_set, pca_source, out, ids, r
                          n_train=n_train, train_ids_sha256=_sha256_json([str(i) for i in train_set.ids]),
                          seed=seed, fitted_on="training split only, then applied to every row")
     model_attrs = info.to_dict() if info else {"arch": type(ex.model).__name__}
+    # which weights, and (for a trained checkpoint) which stimuli the model saw: its training record is copied in
+    provenance, training_record = model_provenance(ex.model)
     config = {
         "stimulus_set": image_set.describe(),
         "stimulus_ids_sha256": _sha256_json([str(i) for i in ids]),
         "model": {k: model_attrs.get(k) for k in ("arch", "weights", "weights_file_sha256", "state_dict_sha256", "seed")},
+        **provenance,
         "layer_modules": ex.layer_paths,
         "preprocessing": ex.preprocessing.to_dict(),
         "precision": ex.precision,
@@ -519,6 +527,8 @@ def _extract(ex: FeatureExtractor, image_set, train_set, pca_source, out, ids, r
             group.create_array(f"layers/{name}", shape=(n, f), dtype="float32",
                                chunks=(chunk_rows, min(f, 1 << 16)), compressors=compressor, fill_value=0.0)
         write_stimulus_ids(partial, ids)
+        if training_record is not None:
+            write_training_record(partial / TRAINING_STIMULI_FILE, training_record)
         group.attrs.update({
             "format": CACHE_FORMAT, "complete": False, "brainalign_version": __version__,
             **config, "model": model_attrs, "n_stimuli": n, "layers": list(dims), "layer_shapes": {

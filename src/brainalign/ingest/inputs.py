@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from .._io import file_fingerprint
+from .._io import check_replaceable
 from ..errors import InputError
 
 
@@ -22,10 +22,15 @@ def check_root(root) -> Path:
 
 
 def check_out(out) -> Path:
-    """The output store path as a Path; InputError unless it is named ``*.zarr``."""
+    """The output store path as a Path; InputError unless it is named ``*.zarr`` and replaceable.
+
+    Checked before any data are read: a path holding something brainalign did not write (a user's folder,
+    a regular file named ``*.zarr``) is refused (``_io.check_replaceable``).
+    """
     out = Path(out)
     if out.suffix != ".zarr":
         raise InputError(out, "output store must be a directory named *.zarr")
+    check_replaceable(out, directory=True)
     return out
 
 
@@ -71,16 +76,27 @@ def select_sessions(found: dict, wanted, where):
     return list(wanted)
 
 
-def provenance(files, options, command):
-    """Provenance record: source files (path, size, mtime), options, package version."""
+def provenance(files, options, command, root):
+    """Provenance record of an ingest: the source files read, the options, the package version.
+
+    Each source file is recorded by its absolute, resolved path, the dataset root it was found under
+    (resolved) and its path relative to that root (None for a file outside it, e.g. a custom mask), with
+    size and mtime: so a manifest built from any working directory finds the files again.
+    """
+    root = Path(root).resolve()
     seen, records = set(), []
     for f in files:
-        f = str(f)
-        if f not in seen:
-            seen.add(f)
-            records.append(file_fingerprint(f))
+        p = Path(f).resolve()
+        if p in seen:
+            continue
+        seen.add(p)
+        st = p.stat()
+        records.append({"path": str(p), "root": str(root),
+                        "relpath": p.relative_to(root).as_posix() if p.is_relative_to(root) else None,
+                        "size": st.st_size, "mtime": st.st_mtime})
     return {
         "command": command,
+        "root": str(root),
         "source_files": records,
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in options.items()},
         "package": "brainalign",

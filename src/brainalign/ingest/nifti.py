@@ -29,8 +29,54 @@ def load_nifti_header(path):
         raise InputError(path, f"cannot read NIfTI header ({type(exc).__name__}: {exc})") from exc
 
 
-def load_volume(path, expect_shape=None):
-    """Read a small 3-D NIfTI (mask / ROI / ncsnr) as float64 ndarray and its affine."""
+#: largest difference (mm) between two affines that still counts as the same grid: NIfTI keeps the affine
+#: in float32, and one voxel is 1-2 mm
+AFFINE_TOLERANCE_MM = 1e-3
+
+
+def check_real_dtype(path, dtype) -> np.dtype:
+    """The data dtype of an image file, refused (InputError) unless real numbers (int, uint or float)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iuf":
+        raise InputError(path, f"data type {dtype} is not a real number type (int, uint or float)")
+    return dtype
+
+
+def check_affine(path, affine, reference_affine, reference) -> None:
+    """Refuse an image whose voxel-to-world affine differs from the reference grid's (another space).
+
+    Parameters
+    ----------
+    path : path-like
+        The image checked (named in the error).
+    affine, reference_affine : (4, 4) arrays
+    reference : str
+        What defines the grid (named in the error), e.g. the mask file.
+    """
+    diff = float(np.max(np.abs(np.asarray(affine, dtype=np.float64) - np.asarray(reference_affine, dtype=np.float64))))
+    if not diff <= AFFINE_TOLERANCE_MM:
+        raise InputError(path, f"affine differs from that of {reference} by up to {diff:.4g} mm (another space "
+                               "or a shifted origin); same shape is not the same grid")
+
+
+def load_volume(path, expect_shape=None, expect_affine=None, reference=None, finite=True):
+    """Read a small 3-D NIfTI (mask / ROI / ncsnr) as float64 ndarray and its affine.
+
+    Parameters
+    ----------
+    path : path-like
+    expect_shape : (X, Y, Z), optional
+        Refused if the volume has another shape.
+    expect_affine : (4, 4) array, optional
+        Refused if the volume's affine differs (:func:`check_affine`); ``reference`` names the grid's source.
+    finite : bool
+        Refuse non-finite values (masks and label volumes hold numbers); False keeps them.
+
+    Returns
+    -------
+    data : float64 ndarray (X, Y, Z)
+    affine : float64 ndarray (4, 4)
+    """
     img = load_nifti_header(path)
     shape = tuple(int(v) for v in img.shape)
     if len(shape) == 4 and shape[3] == 1:
@@ -39,11 +85,18 @@ def load_volume(path, expect_shape=None):
         raise InputError(path, f"expected a 3-D volume, got shape {img.shape}")
     if expect_shape is not None and shape != tuple(expect_shape):
         raise InputError(path, f"grid {shape} differs from the betas grid {tuple(expect_shape)}")
+    check_real_dtype(path, img.get_data_dtype())
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if expect_affine is not None:
+        check_affine(path, affine, expect_affine, reference or "the betas grid")
     try:
         data = np.asarray(img.get_fdata(dtype=np.float64)).reshape(shape)
     except Exception as exc:
         raise InputError(path, f"cannot read volume data, corrupt or truncated ({type(exc).__name__}: {exc})") from exc
-    return data, np.asarray(img.affine, dtype=np.float64)
+    if finite and not np.isfinite(data).all():
+        raise InputError(path, f"{int((~np.isfinite(data)).sum())} non-finite values; a mask or label volume "
+                               "holds numbers")
+    return data, affine
 
 
 def fortran_flat_index(voxel_ijk, grid_shape):
@@ -117,7 +170,7 @@ def _readinto_full(fh, view, path):
         got += k
 
 
-def read_nifti_voxels(path, flat_index, n_volumes=None, volumes_per_read=VOLUMES_PER_READ):
+def read_nifti_voxels(path, flat_index, n_volumes=None, volumes_per_read=VOLUMES_PER_READ, volume_sum=None):
     """Stream a 4-D NIfTI (``.nii`` or ``.nii.gz``) and keep only some voxels.
 
     The file is read sequentially, a few volumes at a time, so memory is the output plus a small
@@ -130,6 +183,9 @@ def read_nifti_voxels(path, flat_index, n_volumes=None, volumes_per_read=VOLUMES
         Fortran-order flat voxel indices (:func:`fortran_flat_index`).
     n_volumes : int, optional
         Expected length of the 4th axis.
+    volume_sum : float64 ndarray (X*Y*Z,), optional
+        Every volume read (all voxels, raw values, NaN skipped) is added into it, Fortran-flat: the whole
+        grid's sum over trials in the same pass (the store's mean image, :mod:`brainalign.ingest.mean_volume`).
 
     Returns
     -------
@@ -163,6 +219,9 @@ def read_nifti_voxels(path, flat_index, n_volumes=None, volumes_per_read=VOLUMES
                 _readinto_full(fh, view, path)
                 vols = np.frombuffer(view, dtype=dtype).reshape(nb, vol_items)
                 out[t0:t0 + nb] = vols[:, flat_index]
+                if volume_sum is not None:
+                    volume_sum += (np.nansum(vols, axis=0, dtype=np.float64) if dtype.kind == "f"
+                                   else vols.sum(axis=0, dtype=np.float64))
                 del vols, view
             if isinstance(fh, GzipStream):
                 fh.drain()

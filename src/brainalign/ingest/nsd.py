@@ -14,12 +14,24 @@ from ..errors import InputError
 from ..store import VoxelStoreWriter
 from ..zscore import zscore_block
 from .inputs import check_out, check_root, parse_sessions, provenance, select_sessions
-from .nifti import fortran_flat_index, load_nifti_header, load_volume, read_nifti_voxels
+from .nifti import (
+    AFFINE_TOLERANCE_MM,
+    check_real_dtype,
+    fortran_flat_index,
+    load_nifti_header,
+    load_volume,
+    nifti_scaling,
+    read_nifti_voxels,
+)
+from .mean_volume import MeanBeta, read_mean_image
+from .screening import VoxelScreen
 
 log = logging.getLogger(__name__)
 
 TRIALS_PER_SESSION = 750
 BETA_SCALE = 300.0  # int16 betas = percent signal change x 300
+#: NSD shows each of a subject's 10,000 images 3 times over 30,000 trials (docs/datasets.md §1.2, §1.5)
+MAX_PRESENTATIONS = 3
 DEFAULT_BETA_VERSION = "betas_fithrf_GLMdenoise_RR"
 BETA_VERSIONS = ("betas_assumehrf", "betas_fithrf", "betas_fithrf_GLMdenoise_RR")
 SPACES = ("func1pt8mm", "func1mm")
@@ -49,9 +61,14 @@ def parse_ctab(path) -> dict[int, str]:
         if not parts or parts == [""]:
             continue
         try:
-            labels[int(parts[0])] = parts[1] if len(parts) > 1 else parts[0]
+            index = int(parts[0])
         except ValueError:
             raise InputError(path, f"line {n}: expected '<index> <name>', got {line!r}") from None
+        if index in labels:
+            raise InputError(path, f"line {n}: label {index} listed a second time")
+        labels[index] = parts[1] if len(parts) > 1 else parts[0]
+    if not labels:
+        raise InputError(path, "label table is empty")
     return labels
 
 
@@ -82,9 +99,18 @@ def _read_design(path):
     missing = [v for v in DESIGN_VARS if v not in mat]
     if missing:
         raise InputError(path, f"variables {missing} missing")
-    order = np.asarray(mat["masterordering"]).astype(np.int64).ravel()
-    subjectim = np.asarray(mat["subjectim"]).astype(np.int64)
-    shared = np.asarray(mat["sharedix"]).astype(np.int64).ravel()
+    arrays = {}
+    for name in DESIGN_VARS:
+        value = np.asarray(mat[name])
+        if value.dtype.kind not in "iuf" or (value.dtype.kind == "f" and not np.isfinite(value).all()):
+            raise InputError(path, f"{name} holds {value.dtype} values{' with NaN/inf' if value.dtype.kind == 'f' else ''}; "
+                                   "expected whole numbers (1-based indices)")
+        if value.dtype.kind == "f" and not np.array_equal(value, np.round(value)):
+            raise InputError(path, f"{name} holds fractional values; expected whole numbers (1-based indices)")
+        arrays[name] = value.astype(np.int64)
+    order = arrays["masterordering"].ravel()
+    subjectim = arrays["subjectim"]
+    shared = arrays["sharedix"].ravel()
     if subjectim.ndim != 2:
         raise InputError(path, f"subjectim has shape {subjectim.shape}; expected (subjects, 10000)")
     return order, subjectim, shared
@@ -109,7 +135,15 @@ def load_design(path, subject: int, n_trials_needed: int):
     order = order[:n_trials_needed]
     if order.min() < 1 or order.max() > subjectim.shape[1]:
         raise InputError(path, f"masterordering values outside 1..{subjectim.shape[1]}")
-    ids73k = subjectim[subject - 1, order - 1]
+    counts = np.bincount(order)
+    if counts.max() > MAX_PRESENTATIONS:
+        raise InputError(path, f"masterordering shows 10k index {int(counts.argmax())} {int(counts.max())} times in "
+                               f"the first {n_trials_needed} trials; NSD shows an image at most {MAX_PRESENTATIONS} times")
+    row = subjectim[subject - 1]
+    if len(np.unique(row)) != len(row):
+        raise InputError(path, f"subjectim row {subject} lists the same 73k ID more than once; a subject's images "
+                               "are distinct")
+    ids73k = row[order - 1]
     if ids73k.min() < 1:
         raise InputError(path, "subjectim holds 73k IDs < 1 for trials of this subject (expected 1-based IDs)")
     return ids73k - 1, shared - 1
@@ -241,7 +275,9 @@ def ingest_nsd(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERS
     Returns
     -------
     Path of the store. Rows: sessions in ascending order, 750 trials each, in presentation order.
-    Values are percent signal change (raw int16 / 300), z-scored per session if ``zscore``.
+    Values are percent signal change (integer files as released: raw / 300; float files are taken as percent
+    signal change already), z-scored per session if ``zscore``. Voxels with non-finite or constant betas
+    are left out and recorded (:mod:`brainalign.ingest.screening`).
     """
     root = check_root(root)
     out = check_out(out)
@@ -277,12 +313,16 @@ def ingest_nsd(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERS
             raise InputError(mask_path, f"mask {mask!r} not found (use nsdgeneral, brainmask, an atlas name or a NIfTI path)")
     mask_vol, affine = load_volume(mask_path)
     grid = mask_vol.shape
+    reference = f"the mask {mask_path.name}"
     voxel_ijk = np.argwhere(mask_vol > 0).astype(np.int64)
     if len(voxel_ijk) == 0:
         raise InputError(mask_path, "mask selects no voxels")
+    if len(voxel_ijk) == mask_vol.size and mask_vol.size > 1:
+        log.warning("%s: the mask selects every voxel of the grid (a constant volume?)", mask_path)
     sel = tuple(voxel_ijk.T)
 
     # --- check every session's header before writing anything ---
+    kinds, scalings = {}, {}
     for s in use:
         path = found[s]
         if input_format == "nii.gz":
@@ -291,13 +331,33 @@ def ingest_nsd(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERS
             if len(shape) != 4 or shape[:3] != grid:
                 raise InputError(path, f"betas shape {shape} does not match the mask grid {grid} (+ trials)")
             n_t = shape[3]
+            dtype = check_real_dtype(path, img.get_data_dtype())
+            diff = float(np.max(np.abs(np.asarray(img.affine, dtype=np.float64) - affine)))
+            if not diff <= AFFINE_TOLERANCE_MM:
+                # the release's beta affines are unverified (docs/datasets.md §1.2): the mask defines the grid
+                log.warning("%s: affine differs from that of %s by up to %.4g mm; the store takes the mask's",
+                            path, reference, diff)
+            scalings[s] = nifti_scaling(img)
         else:
-            shape, _ = _hdf5_info(path)
+            shape, dtype = _hdf5_info(path)
             if len(shape) != 4 or shape[1:] != grid[::-1]:
                 raise InputError(path, f"/betas shape {shape} does not match the mask grid {grid} as (T, Z, Y, X)")
             n_t = shape[0]
+            dtype = check_real_dtype(path, dtype)
+            scalings[s] = None
         if n_t != TRIALS_PER_SESSION:
             raise InputError(path, f"{n_t} trials; the NSD design has {TRIALS_PER_SESSION} per session")
+        kinds[s] = "float" if dtype.kind == "f" else "integer"
+    if len(set(kinds.values())) > 1:
+        odd = next(s for s in use if kinds[s] != kinds[use[0]])
+        raise InputError(found[odd], f"{kinds[odd]} betas, but {found[use[0]].name} holds {kinds[use[0]]} ones: one "
+                                     "store cannot mix the int16 x300 release files with float files")
+    float_betas = kinds[use[0]] == "float"
+    if float_betas:
+        # the released volume betas are int16 x 300; float files (e.g. converted copies) hold percent signal
+        # change already, like NSD's float surface betas (docs/datasets.md §1.3): not divided by 300
+        log.warning("%s: float betas, taken as percent signal change (not divided by %g as the int16 release "
+                    "files are)", found[use[0]].parent, BETA_SCALE)
 
     # --- ROIs ---
     rois, roi_files = {}, []
@@ -305,22 +365,40 @@ def ingest_nsd(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERS
         apath = roi_dir / f"{atlas}.nii.gz"
         if not apath.is_file():
             raise InputError(apath, f"unknown ROI atlas {atlas!r} (no such file)")
-        vol, _ = load_volume(apath, expect_shape=grid)
+        vol, _ = load_volume(apath, expect_shape=grid, expect_affine=affine, reference=reference)
+        if atlas != mask and np.ptp(vol[sel]) == 0 and len(voxel_ijk) > 1:
+            log.warning("%s: one label (%g) for every selected voxel (a constant volume?)", apath, vol[sel][0])
         ctab = _ctab_path(root, sid, atlas)
         names = parse_ctab(ctab)
         labels = np.rint(vol[sel]).astype(np.int64)
         labels[labels < 0] = 0  # -1 = not cortical
+        unnamed = sorted(set(np.unique(labels).tolist()) - set(names) - {0})
+        if unnamed:
+            log.warning("%s: labels %s of %s have no name in the table", ctab, unnamed[:10], apath.name)
         rois[atlas] = (labels.astype(np.int16), {k: v for k, v in names.items() if k != 0})
         roi_files += [apath, ctab]
 
     ncsnr, ncsnr_files = None, []
     ncsnr_path = betas_dir / "ncsnr.nii.gz"
     if ncsnr_path.is_file():
-        vol, _ = load_volume(ncsnr_path, expect_shape=grid)
+        vol, _ = load_volume(ncsnr_path, expect_shape=grid, expect_affine=affine, reference=reference, finite=False)
         ncsnr = vol[sel].astype(np.float32)
         ncsnr_files = [ncsnr_path]
+        bad = ~np.isfinite(ncsnr) | (ncsnr < 0)
+        if bad.all() or (len(ncsnr) > 1 and np.ptp(ncsnr) == 0):
+            raise InputError(ncsnr_path, "no usable value in the selected voxels (all non-finite, negative or "
+                                         "equal): not an ncsnr map")
+        if bad.any():
+            log.warning("%s: %d of %d selected voxels have a non-finite or negative ncsnr; stored as NaN",
+                        ncsnr_path, int(bad.sum()), len(ncsnr))
+            ncsnr[bad] = np.nan
     else:
         log.warning("%s: not found; store will have no ncsnr", ncsnr_path)
+
+    # --- mean image of the grid (background of brain maps): the release's, else the mean beta (mean_volume.py)
+    mean_path = func_dir / "mean.nii.gz"
+    mean_image = read_mean_image(mean_path, grid, affine, reference) if mean_path.is_file() else None
+    mean_files = [mean_path] if mean_image is not None else []
 
     # --- design: trial -> image ---
     design_path = root / DESIGN_PATH
@@ -341,26 +419,43 @@ def ingest_nsd(root, subject, out, sessions=None, beta_version=DEFAULT_BETA_VERS
 
     options = dict(subject=sid, sessions=use, beta_version=beta_version, space=space,
                    input_format=input_format, mask=str(mask), atlases=list(atlases), zscore=bool(zscore))
-    prov = provenance([found[s] for s in use] + [mask_path, design_path] + roi_files + ncsnr_files,
-                      options, "ingest nsd")
+    prov = provenance([found[s] for s in use] + [mask_path, design_path] + roi_files + ncsnr_files + mean_files,
+                      options, "ingest nsd", root)
     attrs = {"dataset": "nsd", "subject": sid, "zscored": bool(zscore), "synthetic": False,
              "space": space, "beta_version": beta_version, "units": "z" if zscore else "percent signal change",
-             "provenance": prov}
+             "beta_scale": 1.0 if float_betas else BETA_SCALE, "provenance": prov}
 
     flat = fortran_flat_index(voxel_ijk, grid)
+    mean_beta = MeanBeta(grid)
+    screen = VoxelScreen(len(voxel_ijk))
     with atomic_output(out) as tmp:
         writer = VoxelStoreWriter(tmp, len(trials), len(voxel_ijk), chunks=chunks)
         for s in progress(use, desc=f"NSD {sid} sessions", unit="session"):
             if input_format == "nii.gz":
-                raw = read_nifti_voxels(found[s], flat, n_volumes=TRIALS_PER_SESSION)
+                session_sum = mean_beta.session_buffer() if mean_image is None else None
+                raw = read_nifti_voxels(found[s], flat, n_volumes=TRIALS_PER_SESSION, volume_sum=session_sum)
+                if session_sum is not None:
+                    slope, inter = ((1 / BETA_SCALE, 0.0) if not float_betas else scalings[s] or (1.0, 0.0))
+                    mean_beta.add_session_sum(session_sum, TRIALS_PER_SESSION, slope, inter)
             else:
                 raw = read_hdf5_voxels(found[s], voxel_ijk, grid)
             block = raw.astype(np.float32)
             del raw
-            block /= np.float32(BETA_SCALE)
+            if float_betas and scalings[s] is not None:
+                block = block * np.float32(scalings[s][0]) + np.float32(scalings[s][1])
+            block = screen.check_session(block, found[s])
+            if not float_betas:
+                block /= np.float32(BETA_SCALE)
+            if mean_image is None and input_format != "nii.gz":
+                mean_beta.add_voxels(block, flat)
             if zscore:
                 block = zscore_block(block)
             writer.append(block)
             del block
-        writer.finish(trials, voxel_ijk, grid, affine, rois=rois, ncsnr=ncsnr, attrs=attrs)
+        if mean_image is not None:
+            writer.add_mean_volume(mean_image, mean_path.relative_to(root).as_posix())
+        else:
+            writer.add_mean_volume(mean_beta.volume(), mean_beta.source())
+        writer.finish(trials, voxel_ijk, grid, affine, rois=rois, ncsnr=ncsnr, attrs=attrs,
+                      exclude=screen.exclusion())
     return out

@@ -12,6 +12,7 @@ from .._io import atomic_output, progress
 from ..errors import InputError
 from ..store import EEGStoreWriter
 from .inputs import check_out, check_root, provenance
+from .screening import check_eeg
 
 PARTS = ("training", "test")
 _META_KEYS = {"training": ("train_img_files", "train_img_concepts"), "test": ("test_img_files", "test_img_concepts")}
@@ -20,7 +21,7 @@ _META_KEYS = {"training": ("train_img_files", "train_img_concepts"), "test": ("t
 def parse_subject(subject) -> int:
     """``1``, ``"01"``, ``"sub-01"`` -> 1."""
     m = re.fullmatch(r"(?:sub-)?0*(\d+)", str(subject).strip())
-    if not m or int(m.group(1)) < 1:
+    if not m or not 1 <= int(m.group(1)) <= 10:
         raise InputError("--subject", f"{subject!r} is not a THINGS-EEG2 subject (1..10 or sub-01..)")
     return int(m.group(1))
 
@@ -41,6 +42,18 @@ def _load_pickled_dict(path, keys):
     if missing:
         raise InputError(path, f"keys {missing} missing (has {sorted(obj)})")
     return obj
+
+
+def _image_names(meta, key, path):
+    """A metadata list of image file (or concept folder) names: strings, distinct for file names."""
+    names = list(np.asarray(meta[key], dtype=object).ravel()) if not isinstance(meta[key], list) else list(meta[key])
+    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    if bad:
+        raise InputError(path, f"{key} holds {len(bad)} entries that are not names (e.g. {bad[0]!r})")
+    if key.endswith("_files") and len(set(names)) != len(names):
+        dup = pd.Series(names).value_counts()
+        raise InputError(path, f"{key} lists {dup.index[0]!r} {int(dup.iloc[0])} times; image file names are distinct")
+    return names
 
 
 def ingest_things_eeg2(root, subject, out, parts=PARTS, chunk_trials=256):
@@ -83,19 +96,30 @@ def ingest_things_eeg2(root, subject, out, parts=PARTS, chunk_trials=256):
         path = subj_dir / f"preprocessed_eeg_{part}.npy"
         d = _load_pickled_dict(path, ("preprocessed_eeg_data", "ch_names", "times"))
         arr = np.asarray(d["preprocessed_eeg_data"])
+        if arr.dtype.kind not in "iuf":
+            raise InputError(path, f"preprocessed_eeg_data holds {arr.dtype} values; expected real numbers")
         names = [str(c) for c in d["ch_names"]]
-        t = np.asarray(d["times"], dtype=np.float64).ravel()
+        try:
+            t = np.asarray(d["times"], dtype=np.float64).ravel()
+        except (TypeError, ValueError) as exc:
+            raise InputError(path, f"times are not numbers ({exc})") from None
+        if not np.isfinite(t).all() or (len(t) > 1 and not (np.diff(t) > 0).all()):
+            raise InputError(path, "times must be finite and increasing")
+        if len(set(names)) != len(names):
+            raise InputError(path, f"ch_names repeat a channel: {names}")
         if arr.ndim != 4:
             raise InputError(path, f"preprocessed_eeg_data has shape {arr.shape}; expected (conditions, repetitions, channels, times)")
         if arr.shape[2] != len(names) or arr.shape[3] != len(t):
             raise InputError(path, f"data shape {arr.shape} disagrees with {len(names)} ch_names / {len(t)} times")
-        img_files = meta[_META_KEYS[part][0]]
+        img_files = _image_names(meta, _META_KEYS[part][0], meta_path)
+        _image_names(meta, _META_KEYS[part][1], meta_path)
         if len(img_files) != arr.shape[0]:
             raise InputError(path, f"{arr.shape[0]} image conditions but image_metadata lists {len(img_files)} {part} images")
         if ch_names is None:
             ch_names, times = names, t
-        elif names != ch_names or not np.allclose(t, times):
+        elif names != ch_names or len(t) != len(times) or not np.allclose(t, times):
             raise InputError(path, "channels or times differ from the other part")
+        check_eeg(arr, path)
         data[part] = arr
         files.append(path)
 
@@ -118,7 +142,8 @@ def ingest_things_eeg2(root, subject, out, parts=PARTS, chunk_trials=256):
     trials = trials[["session", "trial", "stimulus", "repetition", "shared", "part", "condition", "concept"]]
 
     attrs = {"dataset": "things-eeg2", "subject": sid, "zscored": False, "synthetic": False, "units": "MVNN-whitened",
-             "provenance": provenance(files + [meta_path], {"subject": sid, "parts": parts}, "ingest things-eeg2")}
+             "provenance": provenance(files + [meta_path], {"subject": sid, "parts": parts}, "ingest things-eeg2",
+                                      root)}
     with atomic_output(out) as tmp:
         writer = EEGStoreWriter(tmp, len(trials), len(ch_names), len(times), trial_chunk=chunk_trials)
         for part in progress(parts, desc=f"THINGS-EEG2 {sid}", unit="part"):

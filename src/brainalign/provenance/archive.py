@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
-
-import yaml
 
 from .._io import atomic_output
 from ..errors import InputError
@@ -21,10 +20,9 @@ def load_config(path) -> dict:
     """A pipeline config file, validated and with defaults filled in (``{}`` for None)."""
     if path is None:
         return {}
-    from ..config import validate_config
+    from ..config import load_config_file, validate_config
 
-    config = yaml.safe_load(Path(path).read_text()) or {}
-    return validate_config(config, source=str(path))
+    return validate_config(load_config_file(path), source=str(path))
 
 
 def refresh_manifest(results, config: dict | None = None, workdir=".") -> dict:
@@ -94,6 +92,8 @@ def unpack_results(archive, dest) -> Path:
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(dest, filter="data")
+    except (EOFError, zlib.error) as exc:  # gzip stream cut short or damaged
+        raise InputError(archive, f"truncated or corrupt archive ({exc})") from None
     except (tarfile.TarError, OSError) as exc:
         raise InputError(archive, f"cannot unpack archive: {exc}") from None
     found = sorted(p.parent for p in Path(dest).glob(f"*/{MANIFEST_NAME}"))

@@ -27,4 +27,8 @@ def run(args) -> int:
     has_report = any(p.endswith(".html") for p in manifest["outputs"])
     print(f"wrote {args.out}: {len(manifest['outputs'])} files + manifest"
           + ("" if has_report else " (no HTML report found; make one with `snakemake --report RESULTS/report.html`)"))
+    not_found = manifest.get("inputs_not_found") or []
+    if not_found:
+        print(f"warning: {len(not_found)} recorded input files were not found and cannot be checked by `verify` "
+              f"(e.g. {not_found[0]})")
     return 0

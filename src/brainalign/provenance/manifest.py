@@ -6,9 +6,12 @@ A manifest (``<results>/manifest.json``) records
 - ``packages`` (versions), ``git_commit``, ``code_fingerprints`` (per ``brainalign`` command, as the rules'
   ``params.code``);
 - ``outputs``: ``{path relative to the results folder: {"size", "sha256"}}`` for every file in it;
-- ``inputs``: ``{dataset: {"root": path as configured, "files": {path relative to root: {"size", "sha256",
-  "used_by": [result entries that read it]}}}}`` - the source files the ingestion stage recorded in the
-  stores' ``provenance.source_files`` (only the files actually read, not whole dataset roots);
+- ``inputs``: ``{dataset: {"root": absolute root the files were found under, "files": {path relative to root:
+  {"size", "sha256", "used_by": [result entries that read it]}}}}`` - the source files the ingestion stage
+  recorded in the stores' ``provenance.source_files`` (only the files actually read, not whole dataset roots),
+  by their absolute paths, so the manifest is the same from any working directory;
+- ``inputs_not_found``: recorded source files that were not on disk when the manifest was built (they
+  cannot be checked later; a warning is logged);
 - ``steps``: ``{output path: {"rule", "inputs": [...]}}`` from Snakemake's own job records
   (``.snakemake/metadata`` of the run), so a receiver can tell what depends on what.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +35,14 @@ from ..layout import MANIFEST_NAME
 from .code import code_fingerprint
 from .environment import git_commit, package_versions
 
+log = logging.getLogger(__name__)
+
 FORMAT = "brainalign-run-manifest/1"
+#: a store's ``dataset`` attr -> the config's dataset key
+STORE_DATASETS = {"nsd": "nsd", "bold5000": "bold5000", "things-eeg2": "things_eeg2"}
 #: names never listed as outputs: the manifest itself, temporaries of atomic_output, Snakemake state, and
-#: training's resumable state (`checkpoints/`: optimizer + RNG, ~0.8 GB a run; the trained weights are
-#: the exported `backbone.pt` / `model.pt` beside it)
+#: training's resumable state (`checkpoints/`: optimizer + RNG, ~0.9 GB a run, left only with
+#: `training.keep_checkpoints`; the trained weights are the run's one exported `backbone.pt` beside it)
 SKIP_PARTS = {MANIFEST_NAME, ".snakemake", "__pycache__", "checkpoints"}
 
 
@@ -110,20 +118,27 @@ def _relative_to(path, results: Path, workdir) -> str | None:
         return None
 
 
-def _store_source_files(results: Path) -> dict[str, list[str]]:
-    """``{source file: [result entries whose provenance lists it]}`` from every zarr group's attrs."""
+def _store_source_files(results: Path) -> dict[str, dict]:
+    """``{source file: {"dataset", "root", "relpath", "used_by"}}`` from the provenance of every zarr group.
+
+    Paths are as recorded: absolute, with the dataset root they were found under, for stores written by
+    this version; as typed (possibly relative, no root) for older stores.
+    """
     used = {}
     for zj in sorted(results.rglob("zarr.json")):
         try:
             attrs = json.loads(zj.read_text()).get("attributes", {})
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             continue
         prov = attrs.get("provenance") or {}
         files = prov.get("source_files") or []
         entry = zj.parent.relative_to(results).as_posix()
         for rec in files:
-            path = rec["path"] if isinstance(rec, dict) else str(rec)
-            used.setdefault(path, []).append(entry)
+            rec = rec if isinstance(rec, dict) else {"path": str(rec)}
+            info = used.setdefault(rec["path"], {"dataset": STORE_DATASETS.get(attrs.get("dataset")),
+                                                 "root": rec.get("root") or prov.get("root"),
+                                                 "relpath": rec.get("relpath"), "used_by": []})
+            info["used_by"].append(entry)
     return used
 
 
@@ -131,24 +146,37 @@ def dataset_roots(config: dict) -> dict[str, str]:
     return {name: ds["root"] for name, ds in (config.get("datasets") or {}).items() if ds and "root" in ds}
 
 
-def _input_records(results: Path, config: dict, workdir) -> dict:
-    roots = {name: Path(workdir, root).resolve() for name, root in dataset_roots(config).items()}
-    inputs = {name: {"root": root, "files": {}} for name, root in dataset_roots(config).items()}
-    other = {}
-    for path, used_by in _store_source_files(results).items():
-        p = Path(workdir, path).resolve()
+def _input_records(results: Path, config: dict, workdir) -> tuple[dict, list[str]]:
+    """The ``inputs`` of a manifest and the recorded source files not found on disk."""
+    configured = {name: Path(workdir, root).resolve() for name, root in dataset_roots(config).items()}
+    inputs = {name: {"root": str(root), "files": {}} for name, root in configured.items()}
+    other, missing = {}, []
+    for path, info in _store_source_files(results).items():
+        p = Path(path) if Path(path).is_absolute() else Path(workdir, path)  # older stores: as typed
+        p = p.resolve()
         if not p.is_file():
+            missing.append(str(p))
             continue
-        rec = {"size": p.stat().st_size, "sha256": sha256sum(p), "used_by": sorted(set(used_by))}
-        for name, root in roots.items():
-            if p.is_relative_to(root):
-                inputs[name]["files"][p.relative_to(root).as_posix()] = rec
-                break
-        else:
-            other[str(path)] = rec
+        rec = {"size": p.stat().st_size, "sha256": sha256sum(p), "used_by": sorted(set(info["used_by"]))}
+        # the dataset and root the ingestion recorded; else (older stores) the configured root holding the file
+        name, root = info["dataset"], Path(info["root"]).resolve() if info["root"] else None
+        if root is None or not p.is_relative_to(root):
+            name, root = next(((n, r) for n, r in configured.items() if p.is_relative_to(r)), (None, None))
+        if name is None:
+            other[str(p)] = rec
+            continue
+        section = inputs.setdefault(name, {"root": str(root), "files": {}})
+        if Path(section["root"]) != root:
+            if section["files"]:  # another copy of the dataset: keep these by absolute path
+                other[str(p)] = rec
+                continue
+            section["root"] = str(root)
+        section["files"][p.relative_to(root).as_posix()] = rec
     if other:
         inputs["_other"] = {"root": None, "files": other}
-    return inputs
+    for path in missing:
+        log.warning("%s: recorded as an input of the results but not found; it cannot be checked later", path)
+    return inputs, sorted(missing)
 
 
 def build_manifest(results, config: dict | None = None, workdir=".") -> dict:
@@ -157,6 +185,7 @@ def build_manifest(results, config: dict | None = None, workdir=".") -> dict:
 
     results = Path(results)
     config = config or {}
+    inputs, missing = _input_records(results, config, workdir)
     return {
         "format": FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -165,7 +194,8 @@ def build_manifest(results, config: dict | None = None, workdir=".") -> dict:
         "git_commit": git_commit(),
         "packages": package_versions(),
         "code_fingerprints": {command: code_fingerprint(command) for command in COMMANDS},
-        "inputs": _input_records(results, config, workdir),
+        "inputs": inputs,
+        "inputs_not_found": missing,
         "steps": snakemake_steps(results, workdir),
         "outputs": checksum_tree(results),
     }
@@ -204,6 +234,7 @@ class Verification:
     unrecorded: list[str] = field(default_factory=list)
     inputs_checked: int = 0
     inputs_changed: list[str] = field(default_factory=list)   # "dataset:relpath (why)"
+    inputs_unchecked: list[str] = field(default_factory=list)  # datasets given a root with no recorded file
     rerun_entries: list[str] = field(default_factory=list)     # result entries that would be rebuilt
     rerun_rules: list[str] = field(default_factory=list)
 
@@ -258,6 +289,8 @@ def verify(folder, data_roots: dict[str, str] | None = None) -> Verification:
             root = data_roots.get(name)
             if root is None:
                 continue
+            if not ds["files"]:
+                rep.inputs_unchecked.append(name)
             for rel, rec in ds["files"].items():
                 rep.inputs_checked += 1
                 p = Path(root) / rel
@@ -269,6 +302,7 @@ def verify(folder, data_roots: dict[str, str] | None = None) -> Verification:
                 if why:
                     rep.inputs_changed.append(f"{name}:{rel} ({why})")
                     seeds.update(rec.get("used_by", []))
+        rep.inputs_unchecked += sorted(set(data_roots) - set(manifest.get("inputs", {})))
         steps = manifest.get("steps", {})
         entries = _downstream(seeds, steps)
         rep.rerun_entries = sorted(entries)

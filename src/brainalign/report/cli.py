@@ -19,5 +19,6 @@ def run(args) -> int:
 
     table = build_report(args.results, args.out or ResultsLayout(args.results).report())
     for row in table.itertuples():
-        log.info("[%s] %s: %s", row.holds, row.finding, row.observed)
+        log.info("[%s] %s: effect %.4g [%.4g, %.4g], p %.3g (%s)", row.verdict, row.finding, row.effect, row.ci_low,
+                 row.ci_high, row.p, row.test)
     return 0

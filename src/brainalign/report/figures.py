@@ -25,8 +25,11 @@ def gather_figures(results: Path, out: Path) -> list[str]:
     return names
 
 
-def model_comparison_figure(enc: pd.DataFrame, rsa: pd.DataFrame, path: Path) -> bool:
-    """Bar chart: encoding r and RSA (best layer) per model, within vs across subjects."""
+def model_comparison_figure(enc: pd.DataFrame, rsa: pd.DataFrame, path: Path,
+                            layers: pd.DataFrame | None = None) -> bool:
+    """Bar chart: encoding r and RSA per model, within vs across subjects. RSA bars use each model's layer chosen on
+    the subject's training images (``layers``: ``rsa_layers.parquet``), else the mean over its layers; never the
+    best layer on the test images."""
     if not len(enc) and not len(rsa):
         return False
     plt = pyplot()
@@ -39,10 +42,17 @@ def model_comparison_figure(enc: pd.DataFrame, rsa: pd.DataFrame, path: Path) ->
         axes[0].set_ylabel("mean test r (nsdgeneral, CV-chosen layer)")
         axes[0].set_title("Encoding: features -> held-out voxels")
     if len(rsa):
-        best = rsa[rsa["subject"] == "mean"].groupby(["model", "relation", "roi"])["value"].max()
-        best.groupby(["model", "relation"]).mean().unstack("relation").plot.bar(ax=axes[1])
+        per = rsa[rsa["subject"] != "mean"]
+        if layers is not None and len(layers):
+            chosen = layers[["model", "subject", "roi", "layer"]]
+            per = per.merge(chosen, on=["model", "subject", "roi", "layer"], how="inner")
+            label = "layer chosen on training images"
+        else:
+            label = "mean over layers"
+        values = per.groupby(["model", "relation", "subject", "roi"])["value"].mean()
+        values.groupby(["model", "relation"]).mean().unstack("relation").plot.bar(ax=axes[1])
         axes[1].legend(title="subject relation", loc="upper right")
-        axes[1].set_ylabel("RSA rho (best layer, mean over ROIs)")
+        axes[1].set_ylabel(f"RSA rho ({label}, mean over ROIs)")
         axes[1].set_title("RSA: model vs fMRI RDMs")
     _save_bar_figure(fig, axes, path)
     return True

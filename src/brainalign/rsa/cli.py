@@ -55,6 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bootstrap samples for confidence intervals (fMRI: over stimuli per subject, and over "
                              "subjects for the mean rows; EEG: over subjects); 0 = none")
     parser.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
+    parser.add_argument("--compare", nargs="+", metavar="MODEL:BASELINE",
+                        help="fMRI: paired comparisons, model minus baseline per ROI and subject (and on the object "
+                             "dimensions), each model at the layer chosen on the subject's stimuli outside the "
+                             "evaluation set; paired stimulus bootstrap (rsa_comparisons.parquet, rsa_layers.parquet)")
+    parser.add_argument("--layer-choice-max", type=int, default=1000, metavar="N",
+                        help="with --compare: at most N stimuli per subject to choose the layers on (default 1000)")
+    parser.add_argument("--eval-stimuli", metavar="FILE",
+                        help="evaluation set, one stimulus id per line (default: the stimuli flagged shared in every "
+                             "store: NSD shared images, BOLD5000 repeated set, THINGS-EEG2 test images); refused if "
+                             "a compared model was trained or selected on one of them")
     parser.add_argument("--seed", type=int, default=0, help="seed of bootstraps and permutations")
     parser.add_argument("--device", default="auto", help="torch device: auto (CUDA if present), cpu, cuda, ...")
     eeg = parser.add_argument_group("EEG options")
@@ -75,11 +85,29 @@ def run(args) -> int:
     common = dict(model_names=args.model_names, layers=args.layers, trained_on=args.trained_on,
                   rdm_method=args.rdm_method, model_rdm_method=args.model_rdm_method, cv_folds=args.cv_folds,
                   dimensions=args.dimensions, dimension_baseline=args.dimension_baseline, method=args.method,
-                  n_boot=args.n_boot, ci=args.ci, seed=args.seed, device=args.device)
+                  n_boot=args.n_boot, ci=args.ci, seed=args.seed, device=args.device, eval_stimuli=args.eval_stimuli)
     if args.stores:
-        run_fmri_rsa(args.features, args.stores, args.rois, args.out, **common)
+        run_fmri_rsa(args.features, args.stores, args.rois, args.out, compare=_pairs(args.compare),
+                     layer_choice_max=args.layer_choice_max, **common)
     else:
+        if args.compare:
+            from ..errors import InputError
+
+            raise InputError("--compare", "paired comparisons are an fMRI option (--stores)")
         run_eeg_rsa(args.features, args.eeg_stores, args.out, time_range=args.time_range, window=args.window,
                     step=args.step, n_permutations=args.n_permutations, cluster_alpha=args.cluster_alpha,
                     alpha=args.alpha, **common)
     return 0
+
+
+def _pairs(texts):
+    """``MODEL:BASELINE`` strings -> (model, baseline) tuples."""
+    from ..errors import InputError
+
+    pairs = []
+    for text in texts or []:
+        model, sep, baseline = text.partition(":")
+        if not sep or not model or not baseline:
+            raise InputError("--compare", f"{text!r} is not MODEL:BASELINE")
+        pairs.append((model, baseline))
+    return pairs

@@ -5,6 +5,11 @@ average ranks (ties get their mean rank), ``corr`` = Pearson correlation, ``cosi
 similarity, ``tau-a`` = Kendall's tau-a, ``(concordant - discordant) / (P (P - 1) / 2)``.
 Entries that are NaN in any input vector are excluded from every comparison (as rsatoolbox does).
 
+Degenerate vectors (docs/rsa.md, "Edge cases"): ``spearman`` and ``corr`` with a constant vector (all entries
+equal) and ``cosine`` with an all-zero vector are NaN for every vector length (0 / 0: undefined, as
+``scipy.stats.pearsonr``; rsatoolbox returns 0 only when its centring happens to cancel exactly). ``tau-a`` with a
+constant vector is 0: it has no concordant or discordant pairs, a defined value (rsatoolbox agrees).
+
 The vectors of each side are transformed once (ranked, centred, unit-normalised, kept in
 float32) and all pairs are then a single matrix product accumulated in float64 over chunks of
 entries, so "5 layers x 8 ROIs x 10 subjects" is one call.
@@ -223,8 +228,16 @@ def _as_float_tensor(x, device):
     if isinstance(x, torch.Tensor):
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     else:
-        dtype = torch.float64 if np.asarray(x).dtype == np.float64 else torch.float32
+        kind = np.asarray(x).dtype
+        dtype = torch.float64 if kind.kind == "f" and kind.itemsize == 8 else torch.float32  # any byte order
     return as_tensor(x, device=device, dtype=dtype)
+
+
+def constant_rows(x: torch.Tensor) -> torch.Tensor:
+    """bool (n_rows,): rows whose entries are all equal (or that have no entries), exactly, without rounding."""
+    if x.shape[-1] == 0:
+        return torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
+    return x.amax(dim=-1) == x.amin(dim=-1)
 
 
 def prepare_vectors(vectors, method: str = "spearman", device=None) -> torch.Tensor:
@@ -238,7 +251,8 @@ def prepare_vectors(vectors, method: str = "spearman", device=None) -> torch.Ten
     Returns
     -------
     tensor float32 (n_vectors, n_entries): ranked (spearman), centred (spearman, corr) and unit-norm.
-    Constant vectors give NaN rows (correlation undefined), like the reference.
+    A constant vector (all entries equal, tested exactly) gives a NaN row for spearman and corr, and an
+    all-zero vector for cosine: the similarity is undefined (0 / 0), whatever the vector's length.
     """
     x = _as_float_tensor(vectors, device)
     if x.ndim == 1:
@@ -249,13 +263,17 @@ def prepare_vectors(vectors, method: str = "spearman", device=None) -> torch.Ten
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
     for i in range(0, x.shape[0], rows):
         chunk = x[i:i + rows]
+        # decided on the input, not on the centred values, whose rounding residue would make the answer
+        # depend on the vector's length (NaN for some lengths, ~0 for others)
+        undefined = (constant_rows(chunk) if method != "cosine" else ~(chunk != 0).any(dim=-1))
         if method == "spearman" and chunk.device.type == "cpu":  # ranked, centred and scaled in one pass
             out[i:i + rows] = torch.from_numpy(_spearman_rows_numpy(chunk.numpy()))
-            continue
-        chunk = _rank_rows(chunk) if method == "spearman" else chunk.to(torch.float64)
-        if method in ("spearman", "corr"):
-            chunk = chunk - chunk.mean(dim=-1, keepdim=True)
-        out[i:i + rows] = chunk / torch.linalg.vector_norm(chunk, dim=-1, keepdim=True)
+        else:
+            chunk = _rank_rows(chunk) if method == "spearman" else chunk.to(torch.float64)
+            if method in ("spearman", "corr"):
+                chunk = chunk - chunk.mean(dim=-1, keepdim=True)
+            out[i:i + rows] = chunk / torch.linalg.vector_norm(chunk, dim=-1, keepdim=True)
+        out[i:i + rows][undefined] = torch.nan
     return out
 
 

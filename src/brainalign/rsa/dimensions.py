@@ -93,7 +93,8 @@ def dimension_difference(layer_rdms_a, layer_rdms_b, scores, method: str = "spea
 
 
 def dimension_table(keys, layer_rdms, scores: pd.DataFrame, baseline=None, method: str = "spearman",
-                    n_boot: int = 0, level: float = 0.95, seed: int = 0, device=None) -> pd.DataFrame:
+                    n_boot: int = 0, level: float = 0.95, seed: int = 0, device=None,
+                    similarities=None) -> pd.DataFrame:
     """The object-dimension table of several models: similarities, differences vs a baseline, summaries.
 
     Parameters
@@ -106,6 +107,7 @@ def dimension_table(keys, layer_rdms, scores: pd.DataFrame, baseline=None, metho
         model (other rows: NaN); None = no differences.
     method, n_boot, seed : as in :func:`dimension_rsa` (one bootstrap for every model, layer and dimension)
     level : confidence level of the percentile intervals
+    similarities : optional, the result of :func:`dimension_rsa` for these arguments (computed when None)
 
     Returns
     -------
@@ -113,8 +115,8 @@ def dimension_table(keys, layer_rdms, scores: pd.DataFrame, baseline=None, metho
     over its layers and the dimensions (``layer = dimension = "all"``; its difference averages the layers
     shared with the baseline). Intervals are NaN without bootstrap.
     """
-    result = dimension_rsa(layer_rdms, scores.to_numpy(dtype=np.float32), method, device=device, n_boot=n_boot,
-                           seed=seed)
+    result = similarities if similarities is not None else dimension_rsa(
+        layer_rdms, scores.to_numpy(dtype=np.float32), method, device=device, n_boot=n_boot, seed=seed)
     sims, boots = result if n_boot > 0 else (result, None)  # (K, D), (B, K, D)
 
     def ci(pick):
@@ -153,3 +155,44 @@ def dimension_table(keys, layer_rdms, scores: pd.DataFrame, baseline=None, metho
             rec["diff_ci_low"], rec["diff_ci_high"] = ci(lambda s: (s[:, a_k] - s[:, b_k]).mean(axis=(1, 2)))
         rows.append(rec)
     return pd.DataFrame(rows, columns=DIMENSION_COLUMNS)
+
+
+def dimension_comparisons(keys, sims, boots, pairs, n_stimuli: int, level: float = 0.95) -> pd.DataFrame:
+    """Model minus baseline: similarity with the object-dimension RDMs, averaged over the layers both models have
+    and over the dimensions (pre-declared summary, no layer chosen), with the paired stimulus bootstrap.
+
+    Parameters
+    ----------
+    keys : list of (model, layer), one per row of ``sims``
+    sims : array (n_keys, n_dimensions), :func:`dimension_rsa`'s similarities
+    boots : array (n_boot, n_keys, n_dimensions) of the same on resampled images (one draw for all), or None
+    pairs : list of (model, baseline)
+    n_stimuli : int, images of the analysis
+    level : confidence level
+
+    Returns
+    -------
+    DataFrame with :data:`brainalign.rsa.comparisons.COMPARISON_COLUMNS` (``analysis = "dimensions"``, ``roi =
+    "object dimensions"``); pairs without a shared layer are left out
+    """
+    from ..inference import bootstrap_p, percentile_ci
+    from .comparisons import COMPARISON_COLUMNS, STIMULUS_TEST
+
+    index = {key: k for k, key in enumerate(keys)}
+    rows = []
+    for model, baseline in pairs:
+        shared = [layer for m, layer in keys if m == model and (baseline, layer) in index]
+        if not shared:
+            continue
+        a_k = [index[model, layer] for layer in shared]
+        b_k = [index[baseline, layer] for layer in shared]
+        draws = (boots[:, a_k] - boots[:, b_k]).mean(axis=(1, 2)) if boots is not None and len(boots) else None
+        lo, hi = percentile_ci(draws, level) if draws is not None else (np.nan, np.nan)
+        label = f"mean of {', '.join(shared)}"
+        rows.append(dict(analysis="dimensions", model=model, baseline=baseline, roi="object dimensions",
+                         relation="", subject="", layer_model=label, layer_baseline=label,
+                         value_model=float(sims[a_k].mean()), value_baseline=float(sims[b_k].mean()),
+                         effect=float((sims[a_k] - sims[b_k]).mean()), ci_low=lo, ci_high=hi,
+                         p=bootstrap_p(draws) if draws is not None else np.nan, n_stimuli=int(n_stimuli),
+                         n_subjects=0, n_boot=0 if draws is None else len(draws), test=STIMULUS_TEST))
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)

@@ -6,16 +6,22 @@ unit RMS for cosine) and averaged:
 
 - lower bound = mean over s of ``compare(pool(r without s), r_s)`` (leave-one-subject-out),
 - upper bound = mean over s of ``compare(pool(all r), r_s)``.
+
+A subject whose RDM carries no information for the method (constant for spearman, corr and tau-a; all zero for
+cosine) is left out of both bounds with a warning, and its per-subject terms are NaN: rsatoolbox raises for
+such a subject (corr) or lets it pull both bounds towards 0 (the others), and pooling it would spread its NaN
+z-scores to every subject. With fewer than 2 informative subjects both bounds are NaN (docs/rsa.md, "Edge cases").
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .compare import METHODS, _as_float_tensor, compare_paired, rank_transform
+from .compare import METHODS, _as_float_tensor, compare_paired, constant_rows, rank_transform
 
 
 class NoiseCeiling(NamedTuple):
@@ -70,17 +76,35 @@ def noise_ceiling(subject_rdms, method: str = "spearman", device=None) -> NoiseC
     Returns
     -------
     NoiseCeiling(lower, upper, lower_per_subject (n_subjects,), upper_per_subject (n_subjects,))
+        Subjects with an uninformative RDM (constant; all zero for cosine) are left out with a
+        ``RuntimeWarning`` and get NaN per-subject terms; with fewer than 2 others left, all values are NaN.
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown comparison method {method!r}; expected one of {METHODS}")
     v = _as_float_tensor(subject_rdms, device).to(torch.float64)
     if v.ndim != 2 or v.shape[0] < 2:
         raise ValueError(f"noise ceiling needs (n_subjects >= 2, n_entries), got {tuple(v.shape)}")
     keep = ~torch.isnan(v).any(0)
     v = v[:, keep]
+    n_subjects = v.shape[0]
+    degenerate = (~(v != 0).any(1) if method == "cosine" else constant_rows(v)).cpu().numpy()
+    lower = np.full(n_subjects, np.nan)
+    upper = np.full(n_subjects, np.nan)
+    if degenerate.any():
+        what = "all zero" if method == "cosine" else "constant"
+        left = int((~degenerate).sum())
+        warnings.warn(f"noise ceiling ({method}): the RDMs of subjects {np.flatnonzero(degenerate).tolist()} "
+                      f"(0-based) are {what} over the {v.shape[1]} used entries and are left out"
+                      + ("" if left >= 2 else f"; {left} subject left, so the ceiling is NaN"),
+                      RuntimeWarning, stacklevel=2)
+        if left < 2:
+            return NoiseCeiling(np.nan, np.nan, lower, upper)
+        v = v[torch.as_tensor(~degenerate, device=v.device)]
     n = v.shape[0]
     normed = _normalise_for_pooling(v, method)
     total = normed.sum(0, keepdim=True)
     others = (total - normed) / (n - 1)  # (n, P): pool of all subjects but s
     everyone = (total / n).expand_as(normed)
-    lower = compare_paired(others, v, method).cpu().numpy()
-    upper = compare_paired(everyone.contiguous(), v, method).cpu().numpy()
-    return NoiseCeiling(float(lower.mean()), float(upper.mean()), lower, upper)
+    lower[~degenerate] = np.asarray(compare_paired(others, v, method).cpu())
+    upper[~degenerate] = np.asarray(compare_paired(everyone.contiguous(), v, method).cpu())
+    return NoiseCeiling(float(np.nanmean(lower)), float(np.nanmean(upper)), lower, upper)

@@ -11,3 +11,6 @@ MODEL_RDM_METHODS = ("correlation", "euclidean")
 COMPARISON_METHODS = ("spearman", "corr", "cosine", "tau-a")
 #: the model the object-dimension differences are taken against when it is one of the models
 DEFAULT_DIMENSION_BASELINE = "cornet_s-initial"
+#: ``model`` and ``layer`` of the EEG cluster test of the curve averaged over every model and layer (the EEG
+#: finding's pre-declared test, docs/methods.md §6.6)
+MEAN_CURVE = ("all models", "mean of layers")

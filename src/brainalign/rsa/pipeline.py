@@ -9,9 +9,12 @@ with crossnobis). ``dimensions`` adds the object-dimension analysis of the model
 
 Outputs (each written atomically, after every input was checked) in ``out``:
 ``rsa_fmri.parquet`` / ``rsa_eeg.parquet`` (tidy: model, layer, roi, subject, relation, method, [time,] value,
-ci_low, ci_high, nc_low, nc_high), ``rsa_eeg_clusters.parquet``, ``rdms_fmri.npz`` / ``rdms_eeg.npz`` (condensed
-RDMs), figures ``rsa_fmri.png`` / ``rsa_eeg.png``, and with ``dimensions`` ``dimensions.parquet`` /
-``dimensions.png``. See docs/rsa.md.
+ci_low, ci_high, nc_low, nc_high), ``rsa_eeg_clusters.parquet``, with ``compare`` (fMRI) ``rsa_layers.parquet``
+(each model's layer per subject and ROI, chosen on the subject's stimuli outside the evaluation set) and
+``rsa_comparisons.parquet`` (model minus baseline at those layers, paired stimulus bootstrap;
+:mod:`brainalign.rsa.comparisons`), ``rsa_models.parquet`` (fMRI: each model's weights provenance),
+``rdms_fmri.npz`` / ``rdms_eeg.npz`` (condensed RDMs), figures ``rsa_fmri.png`` / ``rsa_eeg.png``, and with
+``dimensions`` ``dimensions.parquet`` / ``dimensions.png``. See docs/rsa.md.
 """
 
 from __future__ import annotations
@@ -26,15 +29,18 @@ import pandas as pd
 from .._io import atomic_output, progress
 from ..devices import resolve_device
 from ..errors import InputError
+from ..heldout import evaluation_stimuli
 from ..plotting import save_figure
 from .bootstrap import bootstrap_stimuli, bootstrap_subjects, confidence_interval
 from .compare import compare_rdms
+from .comparisons import choose_layers, paired_comparisons
 from .condensed import condensed_subset
+from .crossnobis import crossnobis_from_fold_means
 from .dimension_tables import read_dimension_scores
-from .dimensions import dimension_table
+from .dimensions import dimension_comparisons, dimension_rsa, dimension_table
 from .figures import dimension_figure, eeg_figure, fmri_figure
 from .noise_ceiling import noise_ceiling
-from .options import COMPARISON_METHODS, DEFAULT_DIMENSION_BASELINE, MODEL_RDM_METHODS, RDM_METHODS
+from .options import COMPARISON_METHODS, DEFAULT_DIMENSION_BASELINE, MEAN_CURVE, MODEL_RDM_METHODS, RDM_METHODS
 from .rdm import compute_rdm
 from .timecourse import cluster_permutation_test, eeg_rdms, paired_cluster_test, rsa_timecourses
 
@@ -99,21 +105,6 @@ def _open_models(features, model_names, layers):
     return names, caches, used
 
 
-def _shared_stimuli(stores, caches, store_paths):
-    """Stimuli (as str) present in every store and every feature cache, sorted (numeric ids by value)."""
-    shared = None
-    for s in stores:
-        ids = set(map(str, s.trials["stimulus"].tolist()))
-        shared = ids if shared is None else shared & ids
-    in_stores = len(shared)
-    for c in caches:
-        shared &= set(map(str, c.stimulus_ids.tolist()))
-    if len(shared) < 3:
-        raise InputError(store_paths[0], f"only {len(shared)} stimuli shared by all stores and feature caches "
-                                         f"({in_stores} shared by the stores); RSA needs at least 3")
-    return sorted(shared, key=lambda v: (len(v), v) if v.lstrip("-").isdigit() else (np.inf, v))
-
-
 def _crossnobis_stimuli(stores, stim, cv_folds, store_paths):
     """The shared stimuli with at least max(2, cv_folds) repetitions in every store, and per store the folds.
 
@@ -172,7 +163,7 @@ def _dimension_inputs(path, stim, models, baseline):
 
 
 def _common_inputs(stores, store_paths, features, *, model_names, layers, trained_on, rdm_method, model_rdm_method,
-                   cv_folds, dimensions, dimension_baseline, method, n_boot, ci, device) -> _Inputs:
+                   cv_folds, dimensions, dimension_baseline, method, n_boot, ci, device, eval_stimuli=None) -> _Inputs:
     """Check the options both modes share and derive subjects, models, stimuli, folds and the device."""
     for option, value, allowed in (("--rdm-method", rdm_method, RDM_METHODS), ("--method", method, COMPARISON_METHODS),
                                    ("--model-rdm-method", model_rdm_method, (None,) + MODEL_RDM_METHODS)):
@@ -186,7 +177,9 @@ def _common_inputs(stores, store_paths, features, *, model_names, layers, traine
     if cv_folds is not None and (rdm_method != "crossnobis" or cv_folds < 2):
         raise InputError("--cv-folds", "only used with --rdm-method crossnobis, and must be >= 2")
     names, caches, used_layers = _open_models(features, model_names, layers)
-    stim = _shared_stimuli(stores, caches, store_paths)
+    # the held-out evaluation set (shared-flagged stimuli, or the user's list), refused if any compared model
+    # was trained or selected on one of its stimuli (brainalign.heldout)
+    stim = evaluation_stimuli(stores, caches, store_paths, eval_stimuli, where="RSA evaluation stimuli")
     folds = None
     if rdm_method == "crossnobis":
         stim, folds = _crossnobis_stimuli(stores, stim, cv_folds, store_paths)
@@ -218,13 +211,89 @@ def _model_rdms(inp: _Inputs):
     return keys, np.stack(rdms)
 
 
-def _dimension_table(inp: _Inputs, keys, model, method, n_boot, ci, seed):
-    """The object-dimension table of the model RDMs, or None without a dimension table."""
+def _dimension_table(inp: _Inputs, keys, model, method, n_boot, ci, seed, pairs=()):
+    """The object-dimension table of the model RDMs and the comparisons of ``pairs`` on it (same bootstrap), or
+    (None, None) without a dimension table."""
     if inp.dimensions is None:
-        return None
+        return None, None
     positions, scores, baseline = inp.dimensions
-    return dimension_table(keys, condensed_subset(model, positions, len(inp.stim)), scores, baseline=baseline,
-                           method=method, n_boot=n_boot, level=ci, seed=seed, device=inp.device)
+    rdms = condensed_subset(model, positions, len(inp.stim))
+    result = dimension_rsa(rdms, scores.to_numpy(dtype=np.float32), method, device=inp.device, n_boot=n_boot,
+                           seed=seed)
+    table = dimension_table(keys, rdms, scores, baseline=baseline, method=method, n_boot=n_boot, level=ci, seed=seed,
+                            device=inp.device, similarities=result)
+    sims, boots = result if n_boot > 0 else (result, None)
+    return table, dimension_comparisons(keys, sims, boots, pairs, len(scores), level=ci)
+
+
+def _model_table(inp: _Inputs) -> pd.DataFrame:
+    """``rsa_models.parquet``: each compared model's weights as its feature cache records them (``random``,
+    ``imagenet:<file>``, ``checkpoint:<path>``; ``weights_origin``: where a trained model's weights started) and
+    how many stimuli it was trained or selected on (0: untrained)."""
+    rows = []
+    for name, cache in zip(inp.models, inp.caches):
+        attrs = cache.attrs
+        model_attrs = attrs.get("model") if isinstance(attrs.get("model"), dict) else {}
+        weights = attrs.get("weights") or model_attrs.get("weights") or "unknown"
+        record = getattr(cache, "training_stimuli", None)
+        rows.append(dict(model=name, weights=str(weights), weights_origin=str(attrs.get("weights_origin") or weights),
+                         n_training_stimuli=0 if record is None else int(record["stimulus"].nunique())))
+    return pd.DataFrame(rows, columns=["model", "weights", "weights_origin", "n_training_stimuli"])
+
+
+def _check_pairs(compare, models):
+    """The (model, baseline) pairs to compare, checked against the model names."""
+    pairs = [tuple(p) for p in (compare or [])]
+    for pair in pairs:
+        if len(pair) != 2 or pair[0] == pair[1] or any(m not in models for m in pair):
+            raise InputError("--compare", f"{pair} is not a pair of two different models of {models}")
+    return pairs
+
+
+def _stimulus_order(ids):
+    """Stimulus ids (str) sorted as everywhere in this stage: numeric ids by value, then the others."""
+    return sorted(ids, key=lambda v: (len(v), v) if v.lstrip("-").isdigit() else (np.inf, v))
+
+
+def _selection_pools(stores, inp: _Inputs, max_stimuli: int, seed: int):
+    """Per store, the stimuli a layer may be chosen on: in every feature cache, not in the evaluation set (with
+    crossnobis: enough repetitions), at most ``max_stimuli`` of them (a seeded random subset)."""
+    if max_stimuli < 3:
+        raise InputError("--layer-choice-max", "need at least 3 stimuli to choose a layer on")
+    in_caches = set.intersection(*(set(map(str, c.stimulus_ids.tolist())) for c in inp.caches))
+    evaluated = set(inp.stim)
+    rng = np.random.default_rng(seed)
+    pools = []
+    for i, s in enumerate(stores):
+        counts = s.trials["stimulus"].astype(str).value_counts()
+        need = inp.folds[i] if inp.folds else 1
+        pool = _stimulus_order(sid for sid, c in counts.items() if c >= need and sid in in_caches
+                               and sid not in evaluated)
+        if len(pool) < 3:
+            raise InputError(s.path, f"only {len(pool)} stimuli outside the evaluation set to choose each model's "
+                                     "layer on (need 3); --compare needs the subject's training stimuli")
+        if len(pool) > max_stimuli:
+            pool = _stimulus_order(rng.choice(pool, size=max_stimuli, replace=False).tolist())
+        pools.append(pool)
+    return pools
+
+
+def _layer_choices(stores, inp: _Inputs, rois, masks, method, pools, max_stimuli):
+    """Each model's layer per subject and ROI, chosen on that subject's selection stimuli (never the evaluation
+    stimuli): the layer whose RDM is most similar to the subject's ROI RDM there."""
+    from dataclasses import replace
+
+    criterion = (f"highest {method} RDM similarity on the subject's stimuli outside the evaluation set "
+                 f"(at most {max_stimuli}, seeded subset)")
+    frames = []
+    for i, (s, subj) in enumerate(zip(stores, inp.subjects)):
+        sel = replace(inp, stim=pools[i], subjects=[subj], folds=[inp.folds[i]] if inp.folds else None)
+        brain = _roi_rdms([s], sel, rois, masks)  # (1, R, P)
+        keys, model = _model_rdms(sel)
+        sims = np.asarray(compare_rdms(model, brain, method, device=inp.device))[:, 0, :]  # (K, R)
+        frames.append(choose_layers(keys, sims, subj, rois, len(pools[i]), criterion))
+        del brain, model
+    return pd.concat(frames, ignore_index=True)
 
 
 def _relation(subject, trained_on):
@@ -293,7 +362,8 @@ def _write_table(df, path):
 def run_fmri_rsa(features, stores, rois, out, *, model_names=None, layers=None, trained_on=None,
                  rdm_method: str = "correlation", model_rdm_method=None, cv_folds=None, dimensions=None,
                  dimension_baseline=None, method: str = "spearman", n_boot: int = 1000, ci: float = 0.95,
-                 seed: int = 0, device="auto") -> dict:
+                 seed: int = 0, device="auto", compare=None, layer_choice_max: int = 1000,
+                 eval_stimuli=None) -> dict:
     """Model-vs-fMRI RSA: every model layer against every subject's ROI RDMs; writes ``out``.
 
     Parameters
@@ -317,10 +387,20 @@ def run_fmri_rsa(features, stores, rois, out, *, model_names=None, layers=None, 
     ci : confidence level
     seed : seed of the bootstraps
     device : torch device ("auto", "cpu", "cuda", ...; :func:`brainalign.devices.resolve_device`)
+    compare : list of (model, baseline), optional
+        Paired comparisons (``rsa_comparisons.parquet``; with a dimension table also on the object dimensions).
+        Each model's layer per subject and ROI is chosen on the subject's stimuli outside the evaluation set
+        (``rsa_layers.parquet``), never on the evaluation stimuli.
+    layer_choice_max : int, at most this many stimuli per subject for the layer choice (seeded random subset)
+    eval_stimuli : path or list of ids, optional
+        The evaluation set (:func:`brainalign.heldout.evaluation_stimuli`); default: the stimuli flagged
+        ``shared`` in every store (NSD shared images, BOLD5000 repeated set, THINGS-EEG2 test images). Refused
+        when a compared model's training record holds one of them.
 
     Returns
     -------
-    dict: ``"rsa"`` the ``rsa_fmri.parquet`` table, ``"dimensions"`` the ``dimensions.parquet`` table or None
+    dict: ``"rsa"`` the ``rsa_fmri.parquet`` table, ``"dimensions"`` the ``dimensions.parquet`` table or None,
+    ``"comparisons"`` and ``"layers"`` (None without ``compare``)
 
     Raises
     ------
@@ -340,7 +420,7 @@ def run_fmri_rsa(features, stores, rois, out, *, model_names=None, layers=None, 
     inp = _common_inputs(opened, stores, features, model_names=model_names, layers=layers, trained_on=trained_on,
                          rdm_method=rdm_method, model_rdm_method=model_rdm_method, cv_folds=cv_folds,
                          dimensions=dimensions, dimension_baseline=dimension_baseline, method=method,
-                         n_boot=n_boot, ci=ci, device=device)
+                         n_boot=n_boot, ci=ci, device=device, eval_stimuli=eval_stimuli)
     masks = {}
     for s, subj in zip(opened, inp.subjects):
         for roi in rois:
@@ -348,6 +428,8 @@ def run_fmri_rsa(features, stores, rois, out, *, model_names=None, layers=None, 
             if m.sum() < 2:
                 raise InputError(s.path, f"ROI {roi!r} has {int(m.sum())} voxels; need at least 2")
             masks[subj, roi] = m
+    pairs = _check_pairs(compare, inp.models)
+    pools = _selection_pools(opened, inp, layer_choice_max, seed) if pairs else None
     log.info("RSA on %d shared stimuli, %d subjects, %d ROIs, %d models; brain RDMs %s%s, model RDMs %s",
              len(inp.stim), len(opened), len(rois), len(inp.models), rdm_method,
              f" (folds per subject: {inp.folds})" if inp.folds else "", inp.model_rdm_method)
@@ -357,6 +439,7 @@ def run_fmri_rsa(features, stores, rois, out, *, model_names=None, layers=None, 
     sims = np.asarray(compare_rdms(model, brain, method, device=inp.device))  # (K, S, R)
     ci_low = np.full(sims.shape, np.nan)
     ci_high = np.full(sims.shape, np.nan)
+    boots = None
     if n_boot > 0:
         boots = bootstrap_stimuli(model, brain, method, n_boot=n_boot, seed=seed, device=inp.device)
         ci_low, ci_high = confidence_interval(boots, ci)
@@ -374,15 +457,24 @@ def run_fmri_rsa(features, stores, rois, out, *, model_names=None, layers=None, 
                                  nc_high=nc[roi].upper if nc[roi] else np.nan))
     df = pd.DataFrame(rows, columns=COLUMNS)
     df = pd.concat([df, _group_rows(df, n_boot, ci, seed)[COLUMNS]], ignore_index=True)
-    dim_table = _dimension_table(inp, keys, model, method, n_boot, ci, seed)
+    dim_table, dim_comparisons = _dimension_table(inp, keys, model, method, n_boot, ci, seed, pairs)
 
+    tables = {"rsa_models.parquet": _model_table(inp), "rsa_fmri.parquet": df}
+    choices = comparisons = None
+    if pairs:
+        choices = _layer_choices(opened, inp, rois, masks, method, pools, layer_choice_max)
+        relations = [_relation(subj, trained_on) for subj in inp.subjects]
+        comparisons = paired_comparisons(keys, sims, boots, inp.subjects, relations, rois, pairs, choices,
+                                         len(inp.stim), level=ci, seed=seed)
+        if dim_comparisons is not None and len(dim_comparisons):
+            comparisons = pd.concat([comparisons, dim_comparisons], ignore_index=True)
+        tables = {"rsa_layers.parquet": choices, "rsa_comparisons.parquet": comparisons, **tables}  # main last
     arrays = _rdm_arrays(inp, keys, model)
     for i, subj in enumerate(inp.subjects):
         for j, roi in enumerate(rois):
             arrays[f"brain/{subj}/{roi}"] = brain[i, j]
-    _write_outputs(out, {"rsa_fmri.parquet": df}, ("rdms_fmri.npz", arrays), ("rsa_fmri.png", fmri_figure(df, rois)),
-                   dim_table)
-    return {"rsa": df, "dimensions": dim_table}
+    _write_outputs(out, tables, ("rdms_fmri.npz", arrays), ("rsa_fmri.png", fmri_figure(df, rois)), dim_table)
+    return {"rsa": df, "dimensions": dim_table, "comparisons": comparisons, "layers": choices}
 
 
 def _has_roi(store, name):
@@ -404,12 +496,13 @@ def _roi_rdms(stores, inp: _Inputs, rois, masks):
                 _, means, _ = s.mean_by_stimulus(stimuli=typed, voxels=masks[subj, roi])
                 brain[i, j] = compute_rdm(means, inp.rdm_method, device=inp.device)
             continue
-        # crossnobis: per-fold means of the union of the ROIs, read once, then one RDM per ROI
+        # crossnobis: per-fold means and trial counts of the union of the ROIs, read once, then one trial-level
+        # RDM per ROI (folds weighted by their trials, as rsatoolbox's calc_rdm with a cv_descriptor)
         union = np.flatnonzero(np.any([masks[subj, roi] for roi in rois], axis=0))
-        _, fold_means, _ = s.mean_by_fold(typed, inp.folds[i], voxels=union)
+        _, fold_means, fold_counts = s.mean_by_fold(typed, inp.folds[i], voxels=union)
         for j, roi in enumerate(rois):
             cols = np.flatnonzero(masks[subj, roi][union])
-            brain[i, j] = compute_rdm(fold_means[:, :, cols], "crossnobis", device=inp.device)
+            brain[i, j] = crossnobis_from_fold_means(fold_means[:, :, cols], fold_counts, device=inp.device)
         del fold_means
     return brain
 
@@ -420,7 +513,8 @@ def run_eeg_rsa(features, eeg_stores, out, *, model_names=None, layers=None, tra
                 rdm_method: str = "correlation", model_rdm_method=None, cv_folds=None, dimensions=None,
                 dimension_baseline=None, method: str = "spearman", n_boot: int = 1000, ci: float = 0.95,
                 seed: int = 0, device="auto", time_range=None, window: int = 1, step: int = 1,
-                n_permutations: int = 1000, cluster_alpha: float = 0.05, alpha: float = 0.05) -> dict:
+                n_permutations: int = 1000, cluster_alpha: float = 0.05, alpha: float = 0.05,
+                eval_stimuli=None) -> dict:
     """Time-resolved model-vs-EEG RSA with noise ceilings and cluster permutation tests; writes ``out``.
 
     Parameters
@@ -429,7 +523,7 @@ def run_eeg_rsa(features, eeg_stores, out, *, model_names=None, layers=None, tra
     eeg_stores : list of paths, EEG stores (one per subject, same time axis)
     out : path, output folder
     model_names, layers, trained_on, rdm_method, model_rdm_method, cv_folds, dimensions, dimension_baseline,
-    method, seed, device : as in :func:`run_fmri_rsa`
+    method, seed, device, eval_stimuli : as in :func:`run_fmri_rsa`
     n_boot : bootstrap samples over subjects for the mean rows; 0 = no intervals
     ci : confidence level
     time_range : (start, stop) seconds, optional; keeps start <= t <= stop
@@ -466,22 +560,24 @@ def run_eeg_rsa(features, eeg_stores, out, *, model_names=None, layers=None, tra
     inp = _common_inputs(opened, eeg_stores, features, model_names=model_names, layers=layers, trained_on=trained_on,
                          rdm_method=rdm_method, model_rdm_method=model_rdm_method, cv_folds=cv_folds,
                          dimensions=dimensions, dimension_baseline=dimension_baseline, method=method,
-                         n_boot=n_boot, ci=ci, device=device)
+                         n_boot=n_boot, ci=ci, device=device, eval_stimuli=eval_stimuli)
 
     series = []
     for i, s in enumerate(progress(opened, desc="EEG RDMs")):
         typed = _typed_ids(s, inp.stim)
         if inp.folds is None:
             _, data, _ = s.mean_by_stimulus(stimuli=typed)  # (n_stim, n_chan, n_times)
-        else:  # fold means as repetitions: (n_stim, n_folds, n_chan, n_times)
-            data = s.mean_by_fold(typed, inp.folds[i])[1].transpose(1, 0, 2, 3)
-        rdms, starts = eeg_rdms(data[..., keep], method=rdm_method, window=window, step=step, device=inp.device)
+        else:  # fold means as repetitions: (n_stim, n_folds, n_chan, n_times), with their trial counts
+            _, data, fold_counts = s.mean_by_fold(typed, inp.folds[i])
+            data, rep_counts = data.transpose(1, 0, 2, 3), fold_counts.T
+        rdms, starts = eeg_rdms(data[..., keep], method=rdm_method, window=window, step=step, device=inp.device,
+                                counts=None if inp.folds is None else rep_counts)
         series.append(np.asarray(rdms))
     series = np.stack(series)  # (S, W, P)
     t_sel = times[keep]
     win_times = np.array([t_sel[a:a + window].mean() for a in starts])
     keys, model = _model_rdms(inp)
-    dim_table = _dimension_table(inp, keys, model, method, n_boot, ci, seed)
+    dim_table, _ = _dimension_table(inp, keys, model, method, n_boot, ci, seed)
     curves = rsa_timecourses(model, series, method, device=inp.device)  # (S, K, W)
     n_sub = len(inp.subjects)
     if n_sub >= 2:
@@ -515,7 +611,8 @@ def run_eeg_rsa(features, eeg_stores, out, *, model_names=None, layers=None, tra
 
 
 def _cluster_table(keys, curves, win_times, method, *, n_permutations, cluster_alpha, alpha, seed):
-    """Cluster permutation tests of every layer's curves against zero, and between models with the same layer name.
+    """Cluster permutation tests of every layer's curves against zero, of the curve averaged over every model and
+    layer against zero (:data:`MEAN_CURVE`), and between models with the same layer name.
 
     Parameters
     ----------
@@ -530,6 +627,7 @@ def _cluster_table(keys, curves, win_times, method, *, n_permutations, cluster_a
     test_kw = dict(n_permutations=n_permutations, cluster_alpha=cluster_alpha, alpha=alpha, seed=seed)
     tests = [((mname, layer, "zero"), cluster_permutation_test(curves[:, k], **test_kw))
              for k, (mname, layer) in enumerate(keys)]
+    tests.append(((*MEAN_CURVE, "zero"), cluster_permutation_test(curves.mean(axis=1), **test_kw)))
     for a in range(len(keys)):
         for b in range(a + 1, len(keys)):
             if keys[a][1] == keys[b][1] and keys[a][0] != keys[b][0]:

@@ -8,19 +8,49 @@ import torch
 from ..devices import resolve_device
 
 
+#: numpy dtype of each torch dtype the RSA core converts to
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16,
+                 torch.int64: np.int64, torch.int32: np.int32, torch.bool: np.bool_}
+
+
+def as_numpy_for_torch(x, dtype=None) -> np.ndarray:
+    """``x`` as a numpy array that ``torch.from_numpy`` accepts, whatever its layout.
+
+    torch refuses negative strides (``a[::-1]``) and non-native byte order (``>f8``), and warns on read-only
+    memory (pandas copy-on-write views, ``np.broadcast_to``); such arrays are copied, others pass unchanged.
+
+    Parameters
+    ----------
+    x : array-like
+    dtype : torch.dtype, optional
+        Convert to the matching numpy dtype on the way (one copy at most).
+
+    Returns
+    -------
+    ndarray, native byte order, non-negative strides, writeable
+    """
+    arr = np.asarray(x)
+    target = _NUMPY_DTYPES.get(dtype)
+    if target is not None and arr.dtype != target:
+        arr = arr.astype(target)  # a fresh C-ordered, native, writeable copy
+    elif not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if not arr.flags.writeable or any(s < 0 for s in arr.strides):
+        arr = np.array(arr, order="C", copy=True)
+    return arr
+
+
 def as_tensor(x, device=None, dtype=torch.float32) -> torch.Tensor:
     """Convert a numpy array / tensor / sequence to a tensor of ``dtype`` on ``device``.
 
     ``device`` follows :func:`brainalign.devices.resolve_device` (``None``/"auto": CUDA when available).
-    A tensor input keeps its own device when ``device`` is None.
+    A tensor input keeps its own device when ``device`` is None. Any numpy layout is accepted (negative
+    strides, Fortran order, big-endian, read-only; see :func:`as_numpy_for_torch`).
     """
     if isinstance(x, torch.Tensor):
         dev = x.device if device is None else resolve_device(device)
         return x.to(device=dev, dtype=dtype)
-    arr = np.asarray(x)
-    if not arr.flags.writeable:  # e.g. pandas copy-on-write views; torch warns on read-only memory
-        arr = arr.copy()
-    return torch.as_tensor(arr, dtype=dtype, device=resolve_device(device))
+    return torch.as_tensor(as_numpy_for_torch(x, dtype), dtype=dtype, device=resolve_device(device))
 
 
 def like_input(t: torch.Tensor, template):

@@ -20,7 +20,7 @@ from .rdm import compute_rdms
 
 
 def eeg_rdms(data, method: str = "correlation", window: int = 1, step: int = 1, n_folds: int | None = None,
-             noise=None, device=None):
+             noise=None, device=None, counts=None):
     """One RDM per time point (or per window) from epoched EEG.
 
     Parameters
@@ -37,13 +37,18 @@ def eeg_rdms(data, method: str = "correlation", window: int = 1, step: int = 1, 
         Crossnobis folds (default: one per repetition).
     noise : array (n_channels, n_channels), optional
         Noise precision (euclidean -> Mahalanobis, crossnobis).
+    counts : int array (n_conditions, n_repetitions), optional
+        Trials behind each repetition slot of ``data`` when the slots are already means (e.g. a store's
+        ``mean_by_fold``); default 1 each. Slots are averaged and folds cross-validated with every trial weighing
+        the same, so crossnobis equals rsatoolbox's trial-level ``calc_rdm(..., cv_descriptor=...)`` also when
+        folds hold unequal numbers of trials (:mod:`brainalign.rsa.crossnobis`).
 
     Returns
     -------
     rdms : same kind as ``data``, float32 (n_windows, n_conditions*(n_conditions-1)/2)
     window_starts : int numpy array (n_windows,), first sample of each window
     """
-    x = as_tensor(data, device=device)
+    x = as_tensor(data, device=device, dtype=torch.float64)  # windows and fold means in float64 (rdm.py)
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4:
@@ -51,6 +56,11 @@ def eeg_rdms(data, method: str = "correlation", window: int = 1, step: int = 1, 
     n_cond, n_reps, n_chan, n_times = x.shape
     if not 1 <= window <= n_times or step < 1:
         raise ValueError(f"window must be in 1..{n_times} and step >= 1")
+    n = torch.ones((n_cond, n_reps), dtype=x.dtype, device=x.device)
+    if counts is not None:
+        n = as_tensor(counts, device=x.device, dtype=torch.float64)
+        if n.shape != (n_cond, n_reps) or not bool((n >= 1).all()):
+            raise ValueError(f"counts must be (n_conditions, n_repetitions) = {(n_cond, n_reps)} and >= 1")
     starts = np.arange(0, n_times - window + 1, step)
     if window > 1:
         kernel = torch.ones(1, 1, window, dtype=x.dtype, device=x.device) / window
@@ -58,15 +68,18 @@ def eeg_rdms(data, method: str = "correlation", window: int = 1, step: int = 1, 
         x = torch.nn.functional.conv1d(flat, kernel, stride=step).reshape(n_cond, n_reps, n_chan, -1)
     elif step > 1:
         x = x[..., ::step]
+    weighted = x if counts is None else x * n[:, :, None, None]
+    fold_counts = None
     if method == "crossnobis":
         k = n_reps if n_folds is None else int(n_folds)
         if not 2 <= k <= n_reps:
             raise ValueError(f"crossnobis needs 2 <= n_folds <= n_repetitions ({n_reps})")
-        folds = torch.stack([x[:, f::k].mean(dim=1) for f in range(k)])  # (k, cond, chan, win)
+        fold_counts = torch.stack([n[:, f::k].sum(dim=1) for f in range(k)])  # (k, cond)
+        folds = torch.stack([weighted[:, f::k].sum(dim=1) for f in range(k)]) / fold_counts[:, :, None, None]
         batch = folds.permute(3, 0, 1, 2)  # (win, k, cond, chan)
     else:
-        batch = (x[:, 0] if n_reps == 1 else x.mean(dim=1)).permute(2, 0, 1)  # (win, cond, chan)
-    out = compute_rdms(batch.contiguous(), method=method, noise=noise)
+        batch = (weighted.sum(dim=1) / n.sum(dim=1)[:, None, None]).permute(2, 0, 1)  # (win, cond, chan)
+    out = compute_rdms(batch.contiguous(), method=method, noise=noise, fold_counts=fold_counts)
     return like_input(out, data), starts
 
 
@@ -147,6 +160,19 @@ def _max_cluster_mass(t: torch.Tensor, threshold: float) -> torch.Tensor:
     return best
 
 
+def _exceedance_bound(mass: float) -> float:
+    """Null masses at or above this count as reaching an observed |mass|.
+
+    A relative tolerance absorbs the different summation orders of the observed and the null masses (the
+    all-flipped permutation reproduces the observed clusters exactly, up to rounding); an infinite mass (a
+    time point where every subject has the same value: t = ±inf) is reached only by infinite null masses,
+    never compared through ``inf - inf`` (NaN, which would count nothing and give p = 0).
+    """
+    if not np.isfinite(mass):
+        return mass
+    return mass - 1e-12 * max(1.0, mass)
+
+
 def _find_clusters(t: np.ndarray, threshold: float):
     out = []
     for sign in (1, -1):
@@ -215,7 +241,7 @@ def _cluster_test(x, n_permutations, cluster_alpha, alpha, popmean, seed, chunk)
     t_np = t_obs.cpu().numpy()
     clusters = []
     for start, stop, sign, mass in _find_clusters(t_np, threshold):
-        exceed = int((null >= abs(mass) - 1e-12 * max(1.0, abs(mass))).sum())
+        exceed = int((null >= _exceedance_bound(abs(mass))).sum())
         p = exceed / len(null) if exhaustive else (exceed + 1) / (len(null) + 1)
         clusters.append(Cluster(start, stop, sign, mass, float(min(1.0, p))))
     return ClusterTest(t_values=t_np, threshold=threshold, clusters=clusters, null_max_mass=null, alpha=alpha)

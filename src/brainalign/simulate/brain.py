@@ -165,6 +165,17 @@ def roi_volume(layout: Layout, stem: str, hemi: str | None = None) -> np.ndarray
     return np.where(inside, labels, -1).astype(np.int16)
 
 
+def mean_epi(layout: Layout) -> np.ndarray:
+    """A mean EPI image of the grid, as NSD's ``mean.nii.gz`` (the background of brain maps): float32 (X, Y, Z),
+    0 outside the brain, brighter cortex than white matter, dark ventricles near the centre and a smooth
+    receive-coil shading (brighter posterior, where the visual cortex is)."""
+    cx, cy, cz = layout.coords
+    r = np.sqrt(cx**2 + cy**2 + cz**2)
+    tissue = np.where(layout.cortex, 1000.0, 700.0) - 450.0 * (r < 0.22)
+    shading = 1.0 - 0.15 * cy + 0.05 * cz
+    return np.where(layout.brain, tissue * shading, 0.0).astype(np.float32)
+
+
 def bold5000_masks(layout: Layout) -> dict:
     """BOLD5000-style overlapping ROI masks {"LHEarlyVis": bool (X,Y,Z), ...}.
 

@@ -13,7 +13,7 @@ import scipy.io
 from .._io import progress
 from ._fmri import make_subject, session_betas
 from ._nifti import centred_affine, stream_nifti, write_nifti
-from .brain import NSD_ATLASES, ROLES, build_layout, roi_volume
+from .brain import NSD_ATLASES, ROLES, build_layout, mean_epi, roi_volume
 from .config import NSD_REPS, NSD_TRIALS_PER_SESSION, SimConfig
 from .image_sets import (balanced_categories, category_index, latents, make_image_params_for, params_table, render_all,
                          subset_features)
@@ -173,6 +173,7 @@ def write_nsd(root, cfg: SimConfig, seed: int, gt_dir, unseen=None) -> dict:
         ppd = root / "nsddata" / "ppdata" / subj / "func1pt8mm"
         (ppd / "roi").mkdir(parents=True)
         write_nifti(ppd / "brainmask.nii.gz", layout.brain.astype(np.int16), affine)
+        write_nifti(ppd / "mean.nii.gz", mean_epi(layout), affine)
         for stem in NSD_ATLASES:
             write_nifti(ppd / "roi" / f"{stem}.nii.gz", roi_volume(layout, stem).astype(np.float32), affine)
             for hemi in ("lh", "rh"):

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from .. import __version__
 from .._io import atomic_output
-from ..errors import InputError
 from .bold5000 import write_bold5000
 from .config import resolve_config
 from .images import CATEGORIES
@@ -26,7 +25,8 @@ from .things_eeg2 import write_things_eeg2
 from .unseen import write_unseen_images
 
 log = logging.getLogger(__name__)
-#: written last: its presence marks a complete simulator output (which a rerun may replace)
+#: written last: its presence marks a complete simulator output (which a rerun may replace); outputs written
+#: since ``_io.atomic_output`` marks its folders are recognised by that marker too
 MARKER = Path("ground_truth") / "params.json"
 
 
@@ -36,7 +36,8 @@ def simulate(out_dir, preset: str = "demo", seed: int = 0, **overrides) -> dict:
     Parameters
     ----------
     out_dir : str or Path
-        Output folder. Must not exist, be empty, or be an earlier simulator output (it is replaced).
+        Output folder. Must not exist, be empty, or be an earlier simulator output (it is replaced);
+        anything else is refused (InputError) before anything is written.
     preset : {"tiny", "demo", "fullsession"}
         Size preset (see ``brainalign.simulate.config.PRESETS``).
     seed : int
@@ -52,12 +53,11 @@ def simulate(out_dir, preset: str = "demo", seed: int = 0, **overrides) -> dict:
     """
     cfg = resolve_config(preset, **overrides)
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / MARKER).exists())):
-        raise InputError(out_dir, "exists and is not an empty folder or an earlier simulator output; refusing to replace it")
     t0 = time.time()
     summary = {"brainalign_version": __version__, "preset": preset, "seed": int(seed), "config": asdict(cfg),
                "categories": list(CATEGORIES)}
-    with atomic_output(out_dir) as tmp:
+    # refuses a path holding anything but an empty folder or an earlier brainalign output
+    with atomic_output(out_dir, legacy=lambda p: (p / MARKER).is_file()) as tmp:
         gt = tmp / "ground_truth"
         gt.mkdir(parents=True)
         unseen = None

@@ -24,13 +24,18 @@ def add_arguments(parser):
     e.add_argument("--categories", help="stimulus -> category table (csv/tsv/parquet); default: id prefix before '/'")
     e.add_argument("--rois", nargs="+", help="ROIs to evaluate (default: all)")
     e.add_argument("--n-per-class", type=int, nargs="+", default=[10, 25, 50, 100, 250, 500, 1000])
+    e.add_argument("--declared-n-per-class", type=int, metavar="N",
+                   help="synthetic samples per class of the decoding verdict, fixed before the run (evaluated even "
+                        "if not in --n-per-class; the sweep is descriptive)")
     e.add_argument("--repeats", type=int, default=5, help="random draws per synthetic sample size")
     e.add_argument("--permutations", type=int, default=1000)
     e.add_argument("--syn-noise", action="store_true",
                    help="add Gaussian noise (per-voxel CV residual sd) to synthetic training samples")
-    e.add_argument("--standardize", choices=("domain", "rows"), default="domain",
-                   help="decoder inputs: 'domain' z-scores each pattern across voxels, then each voxel within the "
-                        "synthetic training set and within the real test set; 'rows' only the former")
+    e.add_argument("--standardize", choices=("center", "domain", "rows"), default="center",
+                   help="decoder inputs: 'center' z-scores each pattern across voxels, then centres each voxel "
+                        "within the synthetic training set and within the real test set; 'domain' z-scores the "
+                        "voxels there instead (amplifies voxels the encoder cannot predict); 'rows' only the first "
+                        "step")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--no-figure", action="store_true")
     e.add_argument("--out", required=True, help="output directory (tables, figures/, summary.json)")
@@ -43,7 +48,8 @@ def run(args) -> int:
         s = run_evaluation(args.encoder, args.store, args.synthetic, args.out, categories=args.categories,
                            rois=args.rois, n_per_class=args.n_per_class, n_repeats=args.repeats,
                            n_permutations=args.permutations, seed=args.seed, syn_noise=args.syn_noise,
-                           figure=not args.no_figure, standardize=args.standardize)
+                           figure=not args.no_figure, standardize=args.standardize,
+                           declared_n=args.declared_n_per_class)
         print(f"synthesize evaluate: {s['n_test_images']} held-out images, ROIs {len(s['rois'])} -> {args.out}")
         return 0
     from .generate import synthesize

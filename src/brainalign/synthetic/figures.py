@@ -1,4 +1,4 @@
-"""Figures of ``brainalign synthesize --evaluate``."""
+"""Figures of ``brainalign synthesize evaluate``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ def evaluation_figures(t_tests: pd.DataFrame, t_dec: pd.DataFrame, folder: Path)
     Parameters
     ----------
     t_tests : DataFrame ``claim1_tests.parquet`` (roi, level, mean_a, mean_b, ...)
-    t_dec : DataFrame ``decoding.parquet`` (roi, train, n_per_class, balanced_accuracy, chance, ...)
+    t_dec : DataFrame ``decoding.parquet`` (roi, train, n_per_class, balanced_accuracy, chance, ...); the rows of
+        the declared sample size (``declared``) are starred
     folder : Path
     """
     plt = pyplot()
@@ -39,6 +40,10 @@ def evaluation_figures(t_tests: pd.DataFrame, t_dec: pd.DataFrame, folder: Path)
         for roi, g in t_dec.groupby("roi", sort=False):
             s = g[g["train"] == "synthetic"]
             line = ax.plot(s["n_per_class"], s["balanced_accuracy"], marker="o", label=f"{roi} (synthetic)")[0]
+            if "declared" in s.columns and s["declared"].any():  # the size the verdict is taken at
+                d = s[s["declared"].astype(bool)]
+                ax.scatter(d["n_per_class"], d["balanced_accuracy"], marker="*", s=120, color=line.get_color(),
+                           zorder=3)
             r = g[g["train"] == "real"]
             if len(r):
                 ax.scatter(r["n_per_class"], r["balanced_accuracy"], marker="s", color=line.get_color(),

@@ -1,11 +1,13 @@
-"""``brainalign synthesize --evaluate``: claim-1 and claim-2 evaluations from stores, tables and figures.
+"""``brainalign synthesize evaluate``: claim-1 and claim-2 evaluations from stores, tables and figures.
 
 Output directory (atomic)::
 
     claim1_images.parquet   roi, image, stimulus, n_reps, c_syn, c_real, c_split_half
     claim1_voxels.parquet   roi, voxel (store index), c_syn, c_real
-    claim1_tests.parquet    roi, level (image|voxel), n, mean_a (syn), mean_b (real), mean_diff, wilcoxon_*, ttest_*
-    decoding.parquet        roi, train (synthetic|real), n_per_class, balanced_accuracy, sd, chance, p_value, ...,
+    claim1_tests.parquet    roi, level (image|voxel), n, mean_a (syn), mean_b (real), mean_diff, diff_ci_low/high
+                            (bootstrap over images / voxels), wilcoxon_*, ttest_*
+    decoding.parquet        roi, train (synthetic|real), n_per_class, balanced_accuracy (mean over draws), sd,
+                            chance, p_value / p_two_sided (permutation, over all draws), n_draws, declared, ...,
                             standardize
     figures/claim1.png, figures/decoding.png
     summary.json
@@ -22,6 +24,7 @@ import pandas as pd
 
 from .._io import atomic_output
 from ..errors import InputError
+from ..heldout import check_disjoint
 from . import evaluate as ev
 from .figures import evaluation_figures
 
@@ -63,11 +66,15 @@ def _voxel_noise_sd(enc) -> np.ndarray:
 
 def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=None, rois=None,
                    n_per_class=(10, 25, 50, 100, 250, 500, 1000), n_repeats: int = 5, n_permutations: int = 1000,
-                   seed: int = 0, syn_noise: bool = False, figure: bool = True, standardize: str = "domain") -> dict:
+                   seed: int = 0, syn_noise: bool = False, figure: bool = True, standardize: str = "center",
+                   declared_n=None) -> dict:
     """Claim-1 and claim-2 evaluations for one subject (see :mod:`brainalign.synthetic.evaluate`).
 
-    ``standardize``: decoder input standardisation, ``"domain"`` (patterns z-scored across voxels, then voxels
-    z-scored within the synthetic training set and within the real test set) or ``"rows"`` (patterns only).
+    ``standardize``: decoder input standardisation, ``"center"`` (patterns z-scored across voxels, then voxels
+    centred within the synthetic training set and within the real test set), ``"domain"`` (voxels z-scored
+    there instead) or ``"rows"`` (patterns only); :mod:`brainalign.synthetic.evaluate` says why centring.
+    ``declared_n``: the synthetic samples per class of the decoding verdict, fixed before the run (config
+    ``synthetic.decoding_samples_per_class``); its rows of ``decoding.parquet`` have ``declared`` True.
     """
     from ..encoding.model import VoxelwiseEncoder
     from ..store import open_voxel_store
@@ -96,7 +103,13 @@ def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=
     syn_row = {s: i for i, s in enumerate(syn_ids)}
     real_native = {str(x): x for x in np.unique(real.trials["stimulus"].to_numpy()).tolist()}
     test = [s for s in enc.meta.get("test_stimuli", []) if s in syn_row and s in real_native]
-    summary = {"n_test_images": len(test), "rois": list(roi_masks)}
+    # every real response scored here (claim 1, decoding test set) must be to an image the encoder was not fitted on
+    if "train_stimuli" not in enc.meta:
+        raise InputError(encoder_dir, "the encoder does not record the stimuli it was fitted on (train_stimuli); "
+                                      "refit it with this version of brainalign")
+    check_disjoint(test, [(f"encoder {encoder_dir}", enc.meta["train_stimuli"])],
+                   where="real stimuli the synthetic evaluation scores")
+    summary = {"n_test_images": len(test), "rois": list(roi_masks), "split_info": enc.meta.get("split_info", {})}
     img_tables, vox_tables, tests, dec_tables = [], [], [], []
 
     real_mean = None
@@ -116,8 +129,8 @@ def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=
             tv["voxel"] = voxels[m]
             tv.insert(0, "roi", roi)
             vox_tables.append(tv)
-            tests.append({"roi": roi, "level": "image", **ev.paired_tests(ti["c_syn"], ti["c_real"])})
-            tests.append({"roi": roi, "level": "voxel", **ev.paired_tests(tv["c_syn"], tv["c_real"])})
+            tests.append({"roi": roi, "level": "image", **ev.paired_tests(ti["c_syn"], ti["c_real"], seed=seed)})
+            tests.append({"roi": roi, "level": "voxel", **ev.paired_tests(tv["c_syn"], tv["c_real"], seed=seed)})
     else:
         warnings.warn("no encoder test stimulus is in both stores: claim-1 skipped", UserWarning, stacklevel=2)
 
@@ -136,7 +149,7 @@ def run_evaluation(encoder_dir, real_store, synthetic_store, out, *, categories=
                 d = ev.decode_synthetic_to_real(Xs_all[:, m], ys, real_mean[rows][:, m], yr, n_per_class, n_repeats,
                                                 n_permutations=n_permutations, seed=seed,
                                                 syn_noise_sd=None if noise is None else noise[m],
-                                                standardize=standardize)
+                                                standardize=standardize, declared_n=declared_n)
             except ValueError as exc:
                 warnings.warn(f"decoding skipped for {roi}: {exc}", UserWarning, stacklevel=2)
                 continue

@@ -15,8 +15,12 @@ def _common(p):
     p.add_argument("--stimuli", required=True, help="image set spec: nsd:ROOT, bold5000:ROOT, things-eeg2:ROOT, folder:DIR")
     p.add_argument("--out", required=True, type=Path, help="output directory (one subdirectory per store if several)")
     p.add_argument("--config", default="tiny",
-                   help="preset tiny|small|full, or a YAML file of options (applied over full)")
+                   help="preset tiny|small|full (realnet also full-intent), or a YAML file of options (applied "
+                        "over full)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt (exact resume)")
+    p.add_argument("--keep-checkpoints", dest="keep_checkpoints", action="store_true", default=None,
+                   help="keep OUT/checkpoints/ (optimizer and RNG state, for --resume) after the run succeeds; "
+                        "by default it is removed once backbone.pt and summary.json are written")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
@@ -33,9 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--store", required=True, action="append", type=Path,
                    help="subject voxel store (*.zarr); repeat for several subjects (OUT/<subject>/ each)")
     _common(r)
-    r.add_argument("--beta", type=float, help="weight of the alignment loss")
+    r.add_argument("--beta", type=float, help="weight of the alignment loss (replaces the preset's beta_grid)")
+    r.add_argument("--beta-grid", help="comma-separated candidate betas: one run each, the best validation "
+                                       "alignment is kept (docs/training.md)")
     r.add_argument("--control", choices=["none", "beta0", "shuffled"], help="control model")
-    r.add_argument("--loss", choices=["intent", "code"], help="intent: differentiable Pearson term; code: CE+beta*MSE")
+    r.add_argument("--loss", choices=["intent", "code"],
+                   help="code: CE + beta*MSE, correlation detached (released code); intent: differentiable "
+                        "Pearson term")
     r.add_argument("--roi", help="ROI(s) of the store, comma-separated union, or 'all'")
     r.add_argument("--n-components", type=int, help="PCA components of the ROI responses (0 = raw voxels)")
     r.add_argument("--val-fraction", type=float)
@@ -43,8 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     n = sub.add_parser("neurofusion", help="NeuroFusionNet: multi-subject image-fMRI pre-training")
     n.add_argument("--store", required=True, action="append", type=Path, help="training subject store; repeat")
-    n.add_argument("--heldout-store", type=Path, help="held-out subject store for the brain-prediction evaluation")
+    n.add_argument("--heldout-store", type=Path,
+                   help="held-out subject store for the brain-prediction evaluation (not a training subject)")
     _common(n)
+    n.add_argument("--control", choices=["none", "shuffled"],
+                   help="shuffled: image-fMRI pairs permuted within each training subject (control model)")
     n.add_argument("--max-train-images", type=int)
 
     b = sub.add_parser("initial-backbone",
@@ -67,16 +78,25 @@ def run(args) -> int:
     from ..store import open_voxel_store
     from .config import make_config
 
-    common = ["epochs", "batch_size", "lr", "seed", "device", "weights", "image_size", "amp", "max_train_images"]
+    common = ["epochs", "batch_size", "lr", "seed", "device", "weights", "image_size", "amp", "max_train_images",
+              "keep_checkpoints"]
     if args.method == "realnet":
-        cfg = make_config("realnet", args.config, _overrides(
-            args, common + ["beta", "control", "loss", "roi", "n_components", "val_fraction"]))
+        overrides = _overrides(args, common + ["beta", "control", "loss", "roi", "n_components", "val_fraction"])
+        if args.beta_grid is not None:
+            overrides["beta_grid"] = [b for b in args.beta_grid.split(",") if b.strip()]
+        elif args.beta is not None:
+            overrides["beta_grid"] = []  # an explicit beta is used as given
+        cfg = make_config("realnet", args.config, overrides)
     else:
-        cfg = make_config("neurofusion", args.config, _overrides(args, common))
-    for s in args.store:
+        cfg = make_config("neurofusion", args.config, _overrides(args, common + ["control"]))
+    for s in args.store + ([args.heldout_store] if getattr(args, "heldout_store", None) else []):
         if not Path(s).exists():
             raise InputError(s, "voxel store not found")
     stores = [open_voxel_store(s) for s in args.store]
+    heldout = None
+    if args.method == "neurofusion" and args.heldout_store:
+        heldout = open_voxel_store(args.heldout_store)
+        _refuse_trained_heldout(args.heldout_store, heldout, args.store, stores)
     image_set = parse_stimulus_spec(args.stimuli)
     if args.method == "realnet":
         from .realnet_train import train_realnet, train_realnet_subjects
@@ -90,13 +110,22 @@ def run(args) -> int:
         return 0
     from .neurofusion_train import train_neurofusion
 
-    heldout = open_voxel_store(args.heldout_store) if args.heldout_store else None
     summary = train_neurofusion(dict(zip(_labels(args.store, stores), stores)), image_set, args.out, cfg,
                                 heldout=heldout, resume=args.resume)
     if summary:
         log.info("NeuroFusionNet: best epoch %s, held-out PCC %s", summary.get("best_epoch"),
                  (summary.get("heldout") or {}).get("mean_pcc"))
     return 0
+
+
+def _refuse_trained_heldout(heldout_path, heldout, paths, stores) -> None:
+    """InputError when the held-out store is one of the training stores or has a training store's subject."""
+    held_subject = str(heldout.attrs.get("subject") or "")
+    for path, store in zip(paths, stores):
+        same_file = Path(path).resolve() == Path(heldout_path).resolve()
+        if same_file or (held_subject and str(store.attrs.get("subject") or "") == held_subject):
+            raise InputError(heldout_path, f"the held-out subject {held_subject or '?'} is also a training subject "
+                                           f"(--store {path}); a held-out subject must not be trained on")
 
 
 def _labels(paths, stores):

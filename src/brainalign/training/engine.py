@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ from .figures import plot_curves
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+#: a run folder's resumable state (``last.pt``, ``best.pt``); removed after a successful run unless
+#: ``keep_checkpoints`` (docs/training.md, "What a run keeps")
+CHECKPOINT_DIR = "checkpoints"
 
 
 # --------------------------------------------------------------------------------------- environment
@@ -282,7 +286,7 @@ def fit(task, cfg, out_dir, method: str, resume: bool = False, on_epoch_end=None
     scheduler = make_scheduler(optimizer, cfg)
     cfg_dict = config_to_dict(cfg)
     defaults = config_to_dict(type(cfg)()) if dataclasses.is_dataclass(cfg) else {}
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = out_dir / CHECKPOINT_DIR
     last_path = ckpt_dir / "last.pt"
     rows, start, best_epoch, best_value, resumed_from = [], 0, 0, math.inf, 0
     if resume and last_path.exists():
@@ -373,7 +377,8 @@ def fit_best(task, cfg, out_dir, method: str, *, dist: DistInfo, device: torch.d
     return result
 
 
-_RESUMABLE_CHANGES = {"epochs", "device", "num_workers"}
+#: options a resume may change: they do not change the result (keep_checkpoints only what is left afterwards)
+_RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "keep_checkpoints"}
 
 
 def _check_resumable(ckpt, method, cfg_dict, meta, path, defaults=None):
@@ -394,4 +399,13 @@ def _check_resumable(ckpt, method, cfg_dict, meta, path, defaults=None):
 
 def load_best_state(out_dir) -> dict:
     """Model state dict of the selected (best validation) epoch."""
-    return torch.load(Path(out_dir) / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    return torch.load(Path(out_dir) / CHECKPOINT_DIR / "best.pt", map_location="cpu", weights_only=False)["model"]
+
+
+def discard_checkpoints(out_dir) -> None:
+    """Remove ``out_dir/checkpoints/`` (the resumable state of a run that has succeeded: its exported weights and
+    summary are written). Call on the main rank only, after the last read of ``best.pt``."""
+    ckpt_dir = Path(out_dir) / CHECKPOINT_DIR
+    if ckpt_dir.is_dir():
+        shutil.rmtree(ckpt_dir)
+        log.info("removed %s (keep_checkpoints: false)", ckpt_dir)

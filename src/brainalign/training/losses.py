@@ -37,6 +37,12 @@ def pearson_contrastive_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.
     return 1.0 - diag + off
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 when it is in a lower precision (bf16 / fp16 autocast outputs), else unchanged (float64
+    stays float64, so the losses can be checked with finite differences)."""
+    return t.float() if t.is_floating_point() and t.element_size() < 4 else t
+
+
 def realnet_loss(logits, teacher_logits, pred, target, beta: float, mode: str = "intent"):
     """ReAlnet-fMRI objective ``CE(logits, argmax teacher) + beta * (MSE + L_corr)``.
 
@@ -54,15 +60,16 @@ def realnet_loss(logits, teacher_logits, pred, target, beta: float, mode: str = 
     mode : {"intent", "code"}
         ``intent``: the correlation term is differentiable. ``code``: as in the released notebooks, the
         correlation term is added to the logged value only (detached): gradients are those of CE + beta*MSE.
+        Inputs in bf16/fp16 are computed in float32, float64 inputs in float64.
 
     Returns
     -------
     total : Tensor ()
     parts : dict of float tensors ``ce``, ``mse``, ``corr``, ``diag_r`` (detached, for logging)
     """
-    logits = logits.float()
-    pred = pred.float()
-    target = target.float()
+    logits = at_least_float32(logits)
+    pred = at_least_float32(pred)
+    target = at_least_float32(target).to(pred.dtype)
     labels = (teacher_logits.detach().argmax(dim=1) if teacher_logits.is_floating_point()
               else teacher_logits.long())
     ce = F.cross_entropy(logits, labels)

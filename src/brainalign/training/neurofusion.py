@@ -109,14 +109,53 @@ class FMRIEncoder(nn.Module):
         return t, f, z_f, roi_valid
 
 
+def freeze_unused_backbone_parameters(backbone: nn.Module, feature_layer: str, image_size: int) -> list[str]:
+    """Stop training the backbone parameters that the ``feature_layer`` output does not depend on.
+
+    The image branch runs the whole backbone (its classifier included) but reads only one layer's output; the
+    parameters after it (CORnet-S: ``decoder.linear``) would get no gradient, which DDP treats as an error unless
+    every step traverses the graph to find them (``find_unused_parameters``). They are found once here, by
+    differentiating the layer's output of a probe image, and set ``requires_grad=False``: not trained, not in the
+    optimiser, not reduced by DDP (they stay in the state dict, unchanged).
+
+    Returns
+    -------
+    list of str
+        Names of the frozen parameters.
+    """
+    captured = {}
+    handle = backbone.get_submodule(feature_layer).register_forward_hook(
+        lambda m, i, o: captured.__setitem__("f", o))
+    was = backbone.training
+    backbone.eval()  # the probe must not move the BatchNorm running statistics
+    try:
+        param = next(backbone.parameters())
+        backbone(torch.zeros(1, 3, image_size, image_size, dtype=param.dtype, device=param.device))
+        named = [(n, p) for n, p in backbone.named_parameters() if p.requires_grad]
+        grads = torch.autograd.grad(captured.pop("f").sum(), [p for _, p in named], allow_unused=True)
+    finally:
+        handle.remove()
+        backbone.train(was)
+    frozen = [n for (n, p), g in zip(named, grads) if g is None]
+    for n, p in named:
+        if n in frozen:
+            p.requires_grad_(False)
+    return frozen
+
+
 class ImageEncoder(nn.Module):
     """Image branch: backbone feature map (layer ``feature_layer``) -> tokens; ``n_rois`` learnable queries
-    cross-attend to them (ROI features v); context c = FC(GAP); z_v = FC([c; mean_k v_k])."""
+    cross-attend to them (ROI features v); context c = FC(GAP); z_v = FC([c; mean_k v_k]).
+
+    Backbone parameters after ``feature_layer`` (the classifier) are frozen
+    (:func:`freeze_unused_backbone_parameters`): nothing the branch outputs depends on them.
+    """
 
     def __init__(self, backbone: nn.Module, image_size: int, dim=512, n_rois=6, heads=8, mlp_ratio=4.0,
                  dropout=0.0, feature_layer="IT"):
         super().__init__()
         self.backbone = backbone
+        self.frozen_backbone_parameters = freeze_unused_backbone_parameters(backbone, feature_layer, image_size)
         self._feat = {}
         backbone.get_submodule(feature_layer).register_forward_hook(lambda m, i, o: self._feat.__setitem__("f", o))
         with torch.no_grad():

@@ -12,10 +12,12 @@ import torch
 
 from .._io import atomic_output
 from ..errors import InputError
+from ..heldout import (TRAINING_RECORD, check_disjoint, combine_records, record_info, training_record,
+                       write_training_record)
 from . import engine
-from .backbones import export_backbone, load_backbone
+from .backbones import export_backbone, initial_weights_provenance, load_backbone
 from .config import NeuroFusionConfig, config_to_dict
-from .data import load_images, normalize_images, roi_voxel_mask, shared_stimuli, split_train_val
+from .data import load_images, normalize_images, roi_voxel_mask, shared_stimuli, shuffle_pairs, split_train_val
 from .neurofusion import NeuroFusionNet, token_roi_weights, window_mean_coords
 
 log = logging.getLogger(__name__)
@@ -194,7 +196,15 @@ def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def evaluate_heldout(model, subject: SubjectData, images_by_id, cfg: NeuroFusionConfig, device) -> dict:
     """Brain-activity prediction for a held-out subject: frozen image features -> ridge (alpha per voxel by
-    5-fold CV on the subject's non-shared images) -> PCC per voxel on its shared images, mean per ROI."""
+    5-fold CV on the subject's non-shared images) -> PCC per voxel on its shared images, mean per ROI.
+
+    Returns
+    -------
+    dict
+        ``mean_pcc``, ``median_pcc``, ``roi_pcc`` (ROI -> mean PCC), counts, ``voxel_pcc`` float (n_voxels,) and
+        ``prediction`` float32 (n_test, n_voxels): the predicted responses to the shared images, in
+        ``subject.val_ids`` order and network voxel order (measured: ``subject.x_val``).
+    """
     from himalaya.kernel_ridge import KernelRidgeCV
     from himalaya.ridge import RidgeCV
 
@@ -219,7 +229,28 @@ def evaluate_heldout(model, subject: SubjectData, images_by_id, cfg: NeuroFusion
     roi_pcc = {name: float(r[subject.roi_labels == k].mean()) for k, name in enumerate(cfg.rois, start=1)
                if (subject.roi_labels == k).any()}
     return {"subject": subject.label, "mean_pcc": float(r.mean()), "median_pcc": float(np.median(r)),
-            "roi_pcc": roi_pcc, "n_train": len(ytr), "n_test": len(yte), "n_voxels": len(r), "voxel_pcc": r}
+            "roi_pcc": roi_pcc, "n_train": len(ytr), "n_test": len(yte), "n_voxels": len(r), "voxel_pcc": r,
+            "prediction": pred.astype(np.float32)}
+
+
+#: per-voxel held-out scores and the held-out predictions of a NeuroFusionNet run folder
+HELDOUT_VOXEL_PCC, HELDOUT_PREDICTIONS = "heldout_voxel_pcc.npz", "heldout_predictions.npz"
+
+
+def shuffle_subject_pairs(subjects: list[SubjectData], seed: int) -> dict:
+    """Shuffled-pairs control: each subject's fMRI rows permuted among its training images and, separately, among
+    its validation images (:func:`brainalign.training.data.shuffle_pairs`, seeded per subject), in place.
+
+    Returns
+    -------
+    dict ``"<label>/train"`` / ``"<label>/val"`` -> int ndarray, ``x_shuffled[i] = x[perm[i]]``
+    """
+    perms = {}
+    for k, s in enumerate(subjects):
+        s.x_train, perms[f"{s.label}/train"] = shuffle_pairs(s.x_train, seed + 17 + 2 * k)
+        if len(s.x_val):
+            s.x_val, perms[f"{s.label}/val"] = shuffle_pairs(s.x_val, seed + 18 + 2 * k)
+    return perms
 
 
 def train_neurofusion(stores: dict, image_set, out_dir, cfg: NeuroFusionConfig, heldout=None, resume: bool = False,
@@ -231,8 +262,16 @@ def train_neurofusion(stores: dict, image_set, out_dir, cfg: NeuroFusionConfig, 
     stores : dict label -> voxel store
         Training subjects.
     heldout : voxel store, optional
-        Scored before and after training (ridge read-out, PCC per voxel / ROI) -> ``heldout.json``,
-        ``heldout_voxel_pcc.npz``.
+        Scored before and after training (ridge read-out, PCC per voxel / ROI) -> ``summary.json``
+        (``heldout``, ``heldout_initial``), ``heldout_voxel_pcc.npz`` and ``heldout_predictions.npz`` (its shared
+        images' ids, measured and predicted responses). Its subject must not be a training subject, and the
+        stimuli it is scored on must not be in the training record (refused with InputError).
+
+    Outputs in ``out_dir`` besides those: ``stimuli.parquet`` (training record: every training subject's train
+    and validation images), ``metrics.csv``, ``training_curve.png``, ``backbone.pt`` (the one weights file: the
+    full model state, read by ``load_model`` as the image backbone, prefix ``image.backbone.``),
+    ``summary.json``; with ``cfg.control == "shuffled"`` also ``shuffled_pairs.npz`` (the permutations). While
+    training, ``checkpoints/{last,best}.pt``, removed once the run has succeeded unless ``cfg.keep_checkpoints``.
 
     Returns
     -------
@@ -241,10 +280,20 @@ def train_neurofusion(stores: dict, image_set, out_dir, cfg: NeuroFusionConfig, 
     out_dir = Path(out_dir)
     if not stores:
         raise InputError("stores", "no training subject stores given")
+    held_label = str(heldout.attrs.get("subject", "heldout")) if heldout is not None else None
+    if held_label is not None and held_label in stores:
+        raise InputError(held_label, f"the held-out subject is also a training subject ({sorted(stores)})")
     dist, device = engine.setup_devices(cfg.device)
     subjects = [prepare_subject(s, cfg, label, image_set.ids, cfg.seed) for label, s in stores.items()]
-    held = prepare_subject(heldout, cfg, str(heldout.attrs.get("subject", "heldout")), image_set.ids, cfg.seed,
+    held = prepare_subject(heldout, cfg, held_label, image_set.ids, cfg.seed,
                            split="heldout") if heldout is not None else None
+    initial = initial_weights_provenance(cfg.weights, cfg.backbone, backbone_factory)
+    record = combine_records([training_record(s.train_ids, s.val_ids, s.label) for s in subjects]
+                             + [initial["record"]])
+    if held is not None:  # the held-out subject is scored on its shared images: none may have been trained on
+        check_disjoint(held.val_ids, [(f"NeuroFusionNet trained on {', '.join(s.label for s in subjects)}", record)],
+                       where=f"stimuli the held-out subject {held.label} is scored on")
+    perms = shuffle_subject_pairs(subjects, cfg.seed) if cfg.control == "shuffled" else None
     all_ids = sorted({str(i) for s in subjects + ([held] if held else []) for i in
                       list(s.train_ids) + list(s.val_ids)})
     by_str = {str(i): i for i in image_set.ids}
@@ -254,6 +303,13 @@ def train_neurofusion(stores: dict, image_set, out_dir, cfg: NeuroFusionConfig, 
     model = build_neurofusion(cfg, backbone_factory)
     meta = {"init_sha": engine.state_fingerprint(model.state_dict()), "subjects": [s.label for s in subjects],
             "heldout": held.label if held else None}
+    if dist.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_training_record(out_dir / TRAINING_RECORD, record)
+        if perms is not None:
+            with atomic_output(out_dir / "shuffled_pairs.npz") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, **perms)
     before = None
     if held is not None and dist.is_main:  # the model still has its initial weights here
         before = evaluate_heldout(model.to(device), held, images_by_id, cfg, device)
@@ -262,25 +318,35 @@ def train_neurofusion(stores: dict, image_set, out_dir, cfg: NeuroFusionConfig, 
                              meta=meta, dist=dist, device=device)
     if not dist.is_main:
         return {}
-    summary = {"method": "neurofusion", "best_epoch": result.best_epoch, "best_value": result.best_value,
-               "epochs_run": result.epochs_run, "resumed_from": result.resumed_from, **meta,
-               "n_voxels": {s.label: int(len(s.order)) for s in subjects}, "config": config_to_dict(cfg)}
+    summary = {"method": "neurofusion", "control": cfg.control, "best_epoch": result.best_epoch,
+               "best_value": result.best_value, "epochs_run": result.epochs_run, "resumed_from": result.resumed_from,
+               **meta, "n_voxels": {s.label: int(len(s.order)) for s in subjects},
+               "initial_weights": initial["origin"], "training_record": record_info(record),
+               "config": config_to_dict(cfg)}
     if held is not None:
         after = evaluate_heldout(model, held, images_by_id, cfg, device)
-        with atomic_output(out_dir / "heldout_voxel_pcc.npz") as tmp:
+        voxel_index = np.flatnonzero(held.voxel_mask)[held.order]
+        with atomic_output(out_dir / HELDOUT_VOXEL_PCC) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, trained=after.pop("voxel_pcc"),
-                         initial=before.pop("voxel_pcc") if before else np.zeros(0),
-                         voxel_index=np.flatnonzero(held.voxel_mask)[held.order])
+                np.savez(fh, trained=after.pop("voxel_pcc"), initial=before.pop("voxel_pcc"), voxel_index=voxel_index)
+        # what a stimulus bootstrap of the trained-vs-initial (or vs a control) difference needs
+        with atomic_output(out_dir / HELDOUT_PREDICTIONS) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, stimulus=np.asarray([str(i) for i in held.val_ids]), measured=held.x_val,
+                         trained=after.pop("prediction"), initial=before.pop("prediction"), voxel_index=voxel_index,
+                         roi_labels=held.roi_labels, rois=np.asarray(list(cfg.rois)))
         summary["heldout"] = after
         summary["heldout_initial"] = before
-    provenance = {"method": "neurofusion", "epoch": result.best_epoch, "subjects": meta["subjects"],
-                  "config": config_to_dict(cfg)}
+        summary["heldout_files"] = {"voxel_pcc": HELDOUT_VOXEL_PCC, "predictions": HELDOUT_PREDICTIONS}
+    provenance = {"method": "neurofusion", "control": cfg.control, "epoch": result.best_epoch,
+                  "subjects": meta["subjects"], "initial_weights": initial["origin"],
+                  "training_record": record_info(record), "config": config_to_dict(cfg)}
+    # one weights file: the full model state, read by load_model as the image backbone
     export_backbone(out_dir / "backbone.pt", model.image.backbone, cfg.backbone, extra=provenance,
-                    image_size=cfg.image_size)
-    with atomic_output(out_dir / "model.pt") as tmp:
-        torch.save({"arch": "neurofusionnet", "state_dict": engine.cpu_state_dict(model),
-                    "config": config_to_dict(cfg)}, tmp)
+                    image_size=cfg.image_size, model=model,
+                    model_info={"kind": "neurofusionnet", "config": config_to_dict(cfg)})
     with atomic_output(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=str))
+    if not cfg.keep_checkpoints:  # the run has succeeded: its resumable state is no longer needed
+        engine.discard_checkpoints(out_dir)
     return summary

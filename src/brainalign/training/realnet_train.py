@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,9 @@ import torch
 
 from .._io import atomic_output
 from ..errors import InputError
+from ..heldout import TRAINING_RECORD, combine_records, record_info, training_record, write_training_record
 from . import engine
-from .backbones import export_backbone, load_backbone
+from .backbones import export_backbone, initial_weights_provenance, load_backbone
 from .config import RealnetConfig, config_to_dict
 from .data import PairDataset, load_images, normalize_images, prepare_targets, shuffle_pairs
 from .losses import batch_pearson_matrix, realnet_loss
@@ -163,6 +166,10 @@ def evaluate_pairs(model, teacher, dataset, cfg, device, beta=None):
     return out
 
 
+#: files of a run folder that the chosen candidate of a beta search provides (docs/training.md)
+RUN_FILES = ("backbone.pt", TRAINING_RECORD, "targets.npz", "metrics.csv", "training_curve.png")
+
+
 def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = False, backbone_factory=None,
                   on_epoch_end=None, subject: str | None = None) -> dict:
     """Train one subject's ReAlnet-fMRI (or control) and export its backbone.
@@ -172,12 +179,17 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
     store : voxel store (``brainalign.store.open_voxel_store``) or path
     image_set : ``brainalign.stimuli.ImageSet`` (``.ids``, ``.load(id) -> uint8 (H, W, 3)``)
     out_dir : path
-        Receives ``checkpoints/{last,best}.pt``, ``metrics.csv``, ``training_curve.png``,
-        ``targets.npz`` (split IDs and the voxel -> target transform), ``backbone.pt`` (feature-cache
-        checkpoint), ``model.pt`` (backbone + head) and ``summary.json``.
+        Receives ``metrics.csv``, ``training_curve.png``, ``targets.npz`` (split IDs and the voxel -> target
+        transform), ``stimuli.parquet`` (the training record: every stimulus used for training or model selection,
+        :mod:`brainalign.heldout`), ``backbone.pt`` (the one weights file: backbone + head, read by
+        ``load_model`` as the backbone) and ``summary.json``; while training, ``checkpoints/{last,best}.pt``,
+        removed once the run has succeeded unless ``cfg.keep_checkpoints``. With ``cfg.beta_grid`` each candidate
+        runs in ``beta_search/beta-<b>/`` and the chosen one's files are copied to ``out_dir`` (:data:`RUN_FILES`);
+        every candidate keeps its checkpoints until the whole search has succeeded.
     cfg : RealnetConfig
     resume : bool
-        Continue from ``checkpoints/last.pt`` (exact: the result equals an uninterrupted run).
+        Continue from ``checkpoints/last.pt`` (exact: the result equals an uninterrupted run); without one (never
+        started, or removed after success) the run starts from scratch.
     backbone_factory : callable () -> nn.Module, optional
         Replaces ``brainalign.models.load_model(cfg.backbone, cfg.weights)`` (tests use a small stand-in).
     on_epoch_end : callable(epoch, row), optional
@@ -185,19 +197,77 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
     Returns
     -------
     dict
-        The ``summary.json`` content (best epoch, val/test metrics, fingerprints, paths).
+        The ``summary.json`` content (best epoch, val/test metrics, fingerprints, teacher and initial weights,
+        the beta search, paths).
     """
-    out_dir = Path(out_dir)
     if isinstance(store, (str, Path)):
         from ..store import open_voxel_store
 
         store = open_voxel_store(store)
     subject = subject or str(store.attrs.get("subject", "")) if hasattr(store, "attrs") else subject
+    out_dir = Path(out_dir)
+    if cfg.beta_grid and cfg.control != "beta0":
+        summary = _beta_search(store, image_set, out_dir, cfg, resume, backbone_factory, on_epoch_end, subject)
+        runs = [Path(c["run"]) for c in summary.get("beta_search", {}).get("candidates", [])]
+    else:
+        if cfg.beta_grid:  # beta0: the alignment term is off, there is no beta to choose
+            cfg = dataclasses.replace(cfg, beta_grid=())
+        summary = _train_one(store, image_set, out_dir, cfg, resume, backbone_factory, on_epoch_end, subject)
+        runs = [out_dir]
+    # the run has succeeded (weights and summary written; an empty summary: not the main rank, which removes)
+    if summary and not cfg.keep_checkpoints:
+        for run in runs:
+            engine.discard_checkpoints(run)
+    return summary
+
+
+def _beta_search(store, image_set, out_dir: Path, cfg: RealnetConfig, resume, backbone_factory, on_epoch_end,
+                 subject) -> dict:
+    """One run per candidate of ``cfg.beta_grid`` (same seed, data and initial weights); keep the candidate whose
+    selected epoch has the highest validation alignment, mean r(predicted, measured) over the validation images
+    (``val.pattern_r``), which unlike the validation loss does not scale with beta."""
+    candidates, summaries = [], {}
+    for beta in cfg.beta_grid:
+        run = out_dir / "beta_search" / f"beta-{beta:g}"
+        summaries[beta] = _train_one(store, image_set, run, dataclasses.replace(cfg, beta=beta, beta_grid=()),
+                                     resume, backbone_factory, on_epoch_end, subject)
+        if summaries[beta]:
+            candidates.append({"beta": beta, "val_pattern_r": summaries[beta]["val"].get("pattern_r", float("nan")),
+                               "best_epoch": summaries[beta]["best_epoch"], "run": str(run)})
+    if not candidates:  # not the main rank: rank 0 chooses and writes
+        return {}
+    scores = np.array([c["val_pattern_r"] for c in candidates], dtype=float)
+    if not np.isfinite(scores).any():
+        raise InputError("beta_grid", "no candidate has a finite validation alignment (too few validation images?)")
+    chosen = candidates[int(np.nanargmax(scores))]  # ties: the first in grid order
+    chosen_dir = Path(chosen["run"])
+    for name in RUN_FILES:
+        if (chosen_dir / name).exists():
+            with atomic_output(out_dir / name) as tmp:
+                shutil.copyfile(chosen_dir / name, tmp)
+    summary = dict(summaries[chosen["beta"]])
+    summary.update(beta=chosen["beta"], config=config_to_dict(cfg),
+                   checkpoints=str(chosen_dir / engine.CHECKPOINT_DIR) if cfg.keep_checkpoints else None,
+                   beta_search={"criterion": "val_pattern_r", "chosen": chosen["beta"], "candidates": candidates})
+    with atomic_output(out_dir / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
+    log.info("beta search: chose beta=%g (validation pattern r %s)", chosen["beta"],
+             {c["beta"]: round(c["val_pattern_r"], 4) for c in candidates})
+    return summary
+
+
+def _train_one(store, image_set, out_dir: Path, cfg: RealnetConfig, resume, backbone_factory, on_epoch_end,
+               subject) -> dict:
+    """:func:`train_realnet` for one beta."""
     dist, device = engine.setup_devices(cfg.device)
 
     targets = prepare_targets(store, roi=cfg.roi, n_components=cfg.n_components, zscore_voxels=cfg.zscore_voxels,
                               val_fraction=cfg.val_fraction, seed=cfg.seed, max_train_images=cfg.max_train_images,
                               max_test_images=cfg.max_test_images, available_ids=image_set.ids)
+    # what the model is trained and selected on: this subject's train/val images, and whatever the initial
+    # weights were trained on (a brainalign checkpoint's own record; read, and checked, before any output)
+    initial = initial_weights_provenance(cfg.weights, cfg.backbone, backbone_factory)
+    record = combine_records([training_record(targets.train_ids, targets.val_ids, subject), initial["record"]])
     y_train, y_val = targets.y_train, targets.y_val
     perm_train = perm_val = None
     if cfg.control == "shuffled":
@@ -215,6 +285,7 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
                          pca_mean=targets.pca_mean if targets.pca_mean is not None else np.zeros(0),
                          perm_train=perm_train if perm_train is not None else np.zeros(0, int),
                          perm_val=perm_val if perm_val is not None else np.zeros(0, int))
+        write_training_record(out_dir / TRAINING_RECORD, record)
 
     train_ds = PairDataset(load_images(image_set, targets.train_ids, cfg.image_size, "train images"), y_train)
     val_ds = (PairDataset(load_images(image_set, targets.val_ids, cfg.image_size, "val images"), y_val)
@@ -241,20 +312,25 @@ def train_realnet(store, image_set, out_dir, cfg: RealnetConfig, resume: bool = 
         teacher.to(device)
     summary = {
         "method": "realnet", "subject": subject, "control": cfg.control, "beta": effective_beta(cfg),
-        "best_epoch": result.best_epoch, "select_metric": cfg.select_metric, "best_value": result.best_value,
-        "epochs_run": result.epochs_run, "resumed_from": result.resumed_from, **meta, **targets.info,
+        "loss": cfg.loss, "best_epoch": result.best_epoch, "select_metric": cfg.select_metric,
+        "best_value": result.best_value, "epochs_run": result.epochs_run, "resumed_from": result.resumed_from,
+        **meta, **targets.info,
+        "initial_weights": initial["origin"],
+        "teacher": {"weights": initial["origin"], "spec": initial["spec"], "mode": "eval" if cfg.teacher_eval
+                    else "train", "state_sha256": engine.state_fingerprint(teacher.state_dict())},
+        "training_record": record_info(record),
         "val": evaluate_pairs(model, teacher, val_ds, cfg, device),
         "test": evaluate_pairs(model, teacher, test_ds, cfg, device),
         "config": config_to_dict(cfg),
     }
-    provenance = {"method": "realnet", "subject": subject, "control": cfg.control, "epoch": result.best_epoch,
-                  "config": config_to_dict(cfg)}
+    provenance = {"method": "realnet", "subject": subject, "control": cfg.control, "beta": effective_beta(cfg),
+                  "epoch": result.best_epoch, "initial_weights": initial["origin"],
+                  "training_record": record_info(record), "config": config_to_dict(cfg)}
+    # one weights file: the whole model (backbone + encoding head), read by load_model as the backbone
     export_backbone(out_dir / "backbone.pt", model.backbone, cfg.backbone, extra=provenance,
-                    image_size=cfg.image_size)
-    export_backbone(out_dir / "model.pt", model.backbone, cfg.backbone, extra=provenance, image_size=cfg.image_size,
-                    head=model.head, head_info={"kind": "realnet_fmri", "n_out": targets.n_out,
-                                                "layers": list(cfg.layers), "hidden": cfg.hidden,
-                                                "pool": cfg.head_pool})
+                    image_size=cfg.image_size, model=model,
+                    model_info={"kind": "realnet_fmri", "n_out": targets.n_out, "layers": list(cfg.layers),
+                                "hidden": cfg.hidden, "pool": cfg.head_pool})
     with atomic_output(out_dir / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=_json_default))
     return summary
