@@ -240,7 +240,7 @@ def test_project_dag_through_slurm_profile(cluster, tmp_path):
     r = run_in_session(work, ["--profile", "slurm", "-n"], timeout=300, env=xdg)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log[-8000:]
-    r = run_in_session(work, ["--profile", "slurm"], timeout=1800, env=xdg)
+    r = run_in_session(work, ["--profile", "slurm"], timeout=2700, env=xdg)
     assert r.returncode == 0, (r.stdout + r.stderr)[-8000:]
     submitted = slurm_jobs(work)
     # the site values: this cluster's default partition, its GPU partition and GPU type (tests/slurm/setup_cluster.sh)
