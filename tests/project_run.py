@@ -19,7 +19,7 @@ import pytest
 from project_copy import copy_project, default_config, snakemake
 
 #: wall-clock limit of the shared run
-RUN_TIMEOUT = 3600
+RUN_TIMEOUT = 4500
 
 
 def project_config() -> dict:
