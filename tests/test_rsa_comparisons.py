@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
-import zarr
+from rsa_inputs import write_feature_cache
 from scipy.spatial.distance import pdist
 
 from brainalign.inference import verdict
@@ -17,16 +17,6 @@ from brainalign.rsa.pipeline import run_fmri_rsa
 from brainalign.store import write_voxel_store
 
 N_EVAL, N_TRAIN, N_VOX = 30, 40, 40
-
-
-def _cache(path, ids, layers):
-    g = zarr.open_group(str(path), mode="w", zarr_format=3)
-    for name, arr in layers.items():
-        g.create_array(f"layers/{name}", data=np.asarray(arr, dtype=np.float32))
-    g.attrs.update({"format": "brainalign.feature_cache/1", "complete": True, "layers": list(layers),
-                    "model": path.stem})
-    pd.DataFrame({"stimulus": np.asarray(ids, dtype=np.int64)}).to_parquet(path / "stimuli.parquet")
-    return path
 
 
 def _setup(root, noise_eval=False, seed=0):
@@ -58,10 +48,10 @@ def _setup(root, noise_eval=False, seed=0):
     signal = latent @ rng.standard_normal((5, 20))
     caches = [
         # good: the planted structure in its *second* layer, noise in the first
-        _cache(root / "good.zarr", all_ids, {"L1": noise(20), "L2": signal + 1.0 * noise(20)}),
-        _cache(root / "base.zarr", all_ids, {"L1": noise(20), "L2": noise(20)}),
+        write_feature_cache(root / "good.zarr", all_ids, {"L1": noise(20), "L2": signal + 1.0 * noise(20)}),
+        write_feature_cache(root / "base.zarr", all_ids, {"L1": noise(20), "L2": noise(20)}),
         # twin: the same structure with its own noise of the same size (a near tie with good)
-        _cache(root / "twin.zarr", all_ids, {"L1": noise(20), "L2": signal + 1.0 * noise(20)}),
+        write_feature_cache(root / "twin.zarr", all_ids, {"L1": noise(20), "L2": signal + 1.0 * noise(20)}),
     ]
     return stores, caches, latent
 
