@@ -172,15 +172,22 @@ def test_plain_summary_counts_and_words():
     table = pd.DataFrame({
         "finding": ["layer hierarchy (alexnet)", "layer hierarchy (cornet_s)", "encoding: ReAlnet(subj01) vs x",
                     "encoding: ReAlnet(subj01) vs y", "claim 1: synthetic vs real repetitions (b CSI1)",
-                    "EEG RSA time course", "something new"],
-        "verdict": ["yes", "inconclusive", "yes", "yes", "no", "not testable", "inconclusive"],
+                    "EEG RSA time course", "something new",
+                    "RSA: ReAlnet(subj01) vs beta=0 control, V1 (within subject)",
+                    "RSA: ReAlnet(subj01) vs initial CORnet-S (random weights: trained vs untrained network), V1 "
+                    "(within subject)"],
+        "verdict": ["yes", "inconclusive", "yes", "yes", "no", "not testable", "inconclusive", "inconclusive",
+                    "yes"],
     })
     text = plain_summary(table, brain_maps=True)
     assert text.startswith("**In short:**") and "\n" not in text
-    assert "7 pre-declared tests" in text and "3 supported, 1 contradicted, 2 inconclusive, 1 not testable" in text
-    supported = text.split("Supported: ")[1].split(".")[0]
-    assert "ReAlnet predicts held-out fMRI better" in supported and "hierarchy" not in supported
-    assert "Contradicted: synthetic fMRI matches real responses" in text
+    assert "9 pre-declared tests" in text and "4 supported, 1 contradicted, 3 inconclusive, 1 not testable" in text
+    supported = text.split("Supported: ")[1].split(". ")[0]
+    assert "ReAlnet predicts held-out fMRI better than its controls" in supported and "hierarchy" not in supported
+    # against the untrained start the claim is another one (training changed the network), told apart
+    assert "more brain-like (RSA) than those of the untrained CORnet-S" in supported
+    assert "resemble the brain's (RSA) more than its controls'" in text.split("Inconclusive")[1]
+    assert "Contradicted (the test found the opposite of the claim): synthetic fMRI matches real responses" in text
     assert "early visual areas are predicted best" in text.split("Mixed")[1] and "(1 yes, 1 inconclusive)" in text
     assert "something new" in text.split("Inconclusive")[1]
     assert "brain maps below" in text and "brain maps" not in plain_summary(table)

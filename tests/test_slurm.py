@@ -6,8 +6,11 @@ Two workflows run through it:
 - a stand-in DAG whose rules carry the project's rule names (so the profile's per-rule settings apply),
   with a rule that fails unless the retry raised its memory, and a multi-GPU rule;
 - the project's own DAG, CI-sized (simulator ``tiny`` preset), run as a user would: ``brainalign profile slurm``
-  (site values from this cluster's sinfo), then ``snakemake --profile slurm -n`` and ``snakemake --profile slurm``
-  (profile found by name in ``$XDG_CONFIG_HOME/snakemake``; only its sizes shrunk to the node).
+  (site values from this cluster's sinfo), then ``snakemake --profile slurm -n`` (the whole DAG) and
+  ``snakemake --profile slurm <targets>`` (profile found by name in ``$XDG_CONFIG_HOME/snakemake``; only its sizes
+  shrunk to the node). The real run takes one branch that holds every kind of job the profile treats apart
+  (:func:`slurm_targets`): a full run through SLURM costs about a minute of scheduling per job on the 2-core node,
+  and every rule of the DAG already runs in the shared local run (tests/project_run.py).
 
 Checks read ``scontrol show job`` (finished jobs stay in slurmctld for MinJobAge = 300 s; no slurmdbd).
 Skipped only when not root or when SLURM is neither installed nor installable with apt.
@@ -25,6 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 from project_copy import BIN, ROOT, SNAKEMAKE, copy_project, default_config
+
+from brainalign.layout import ResultsLayout, subject_folder
 
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 SETUP_CLUSTER = ROOT / "tests" / "slurm" / "setup_cluster.sh"
@@ -229,35 +234,52 @@ def slurm_config() -> dict:
     return config
 
 
+def slurm_targets() -> list[str]:
+    """The branch the SLURM test runs: ReAlnet-fMRI's held-out encoder for subject 1 (CPU jobs ``simulate``,
+    ``ingest_nsd`` and ``initial_backbone``; the local rule ``stimulus_lists``; GPU jobs ``train``, through the
+    torchrun launcher, ``features_trained`` and ``encode``) and the EEG store (a group job, ``eeg_ingest``)."""
+    layout = ResultsLayout("results")
+    return [layout.encoder("nsd", subject_folder("nsd", 1), "realnet-subj01-aligned", "nsd-shared"),
+            layout.store("things_eeg2", subject_folder("things_eeg2", 1))]
+
+
 def test_project_dag_through_slurm_profile(cluster, tmp_path):
     """The project's DAG through `snakemake --profile slurm` as written (the profile from `brainalign profile slurm`,
-    sizes scaled): the dry run lists both partitions, the run finishes, every rule that is not a local rule ran as
-    a SLURM job, GPU rules on `gpu` with an A100 request, the others on `cpu`."""
+    sizes scaled): the dry run of the whole DAG puts GPU rules on `gpu` with an A100 request and the others on
+    `cpu`; the real run of :func:`slurm_targets` finishes, and every job in it that is not a local rule ran as a
+    SLURM job on the partition its rule asks for, the training job with its GPUs, the EEG ingest as a group job."""
     config_home = tmp_path / "config_home"
     prof, text = write_user_profile(config_home)
     work = copy_project(tmp_path / "repo", slurm_config())
     xdg = {"XDG_CONFIG_HOME": str(config_home)}
     r = run_in_session(work, ["--profile", "slurm", "-n"], timeout=300, env=xdg)
-    log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-8000:]
-    r = run_in_session(work, ["--profile", "slurm"], timeout=2700, env=xdg)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-8000:]
-    submitted = slurm_jobs(work)
+    dry = r.stdout + r.stderr
+    assert r.returncode == 0, dry[-8000:]
     # the site values: this cluster's default partition, its GPU partition and GPU type (tests/slurm/setup_cluster.sh)
     assert prof["default-resources"]["slurm_partition"] == "'cpu'", text[:2000]
     gpu_rules = {rule for rule, res in prof["set-resources"].items() if "gpu" in res}
     assert gpu_rules and all(prof["set-resources"][rule]["slurm_partition"] == "'gpu'"
                              and prof["set-resources"][rule]["gpu_model"] == "'a100'" for rule in gpu_rules)
-    assert "slurm_partition=gpu" in log and "gpu_model=a100" in log and "slurm_partition=cpu" in log, log[-8000:]
+    # the dry run plans every rule of the DAG with its partition
+    planned_all = set(re.findall(r"^\s*rule (\w+):", dry, flags=re.M))
+    assert {"train", "encode", "rsa_fmri", "synthetic_evaluate", "features_unseen"} <= planned_all, sorted(planned_all)
+    assert "slurm_partition=gpu" in dry and "gpu_model=a100" in dry and "slurm_partition=cpu" in dry, dry[-8000:]
 
-    jobs = by_rule(submitted, project_rules(work))
-    local = set(re.findall(r"^localrule (\w+):", log, flags=re.M))  # the Snakefile's localrules, as planned
-    planned = set(re.findall(r"^rule (\w+):", log, flags=re.M))
+    r = run_in_session(work, ["--profile", "slurm", *slurm_targets()], timeout=1500, env=xdg)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log[-8000:]
+    for target in slurm_targets():
+        assert (work / target).exists(), target
+    jobs = by_rule(slurm_jobs(work), project_rules(work))
+    # the Snakefile's localrules and the rules planned, as the run printed them (a group job's rules indented)
+    local = set(re.findall(r"^\s*localrule (\w+):", log, flags=re.M))
+    planned = set(re.findall(r"^\s*rule (\w+):", log, flags=re.M))
+    assert {"simulate", "ingest_nsd", "train", "features_trained", "encode", "ingest_things_eeg2"} <= planned, planned
     assert planned and not planned & local and planned <= set(jobs), f"not submitted: {sorted(planned - set(jobs))}"
-    assert gpu_rules & set(jobs), f"no GPU rule was submitted; submitted: {sorted(jobs)}"
     for rule in gpu_rules & set(jobs):
         for job in jobs[rule]:
             assert job["Partition"] == "gpu" and "gpu:a100" in gpu_request(job), job
     for rule in set(jobs) - gpu_rules:
         for job in jobs[rule]:
             assert job["Partition"] == "cpu", job
+    assert "eeg_ingest" in jobs["ingest_things_eeg2"][0]["Comment"]  # the profile's group, one sbatch

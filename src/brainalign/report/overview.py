@@ -8,28 +8,38 @@ import pandas as pd
 from ..inference import VERDICTS
 from ..layout import REPORT_FIGURES
 
-#: finding-name prefix -> what the finding claims, in plain words (the names are those of
-#: :mod:`brainalign.report.findings`; a finding matching none is named as it is)
+#: (finding-name prefix, text the name must contain, what the finding claims in plain words); the first match wins.
+#: The names are those of :mod:`brainalign.report.findings`; a finding matching none is named as it is.
+#: ReAlnet against the untrained network it started from is a topic of its own: it shows that training changed
+#: the network, not that the alignment term did (that is what the controls, trained the same way, show).
 TOPICS = [
-    ("layer hierarchy", "early visual areas are predicted best by earlier network layers than category-selective "
-                        "areas"),
-    ("encoding: ReAlnet", "the brain-aligned ReAlnet predicts held-out fMRI better than its baselines"),
-    ("RSA: ReAlnet", "ReAlnet's representations resemble the brain's (RSA) more than its baselines' do"),
-    ("object dimensions", "ReAlnet's layers reflect the images' object categories more than its baselines' do"),
-    ("NeuroFusionNet", "NeuroFusionNet's image network predicts an unseen subject's voxels better after training"),
-    ("claim 1", "synthetic fMRI matches real responses better than real repetitions match each other"),
-    ("claim 2", "a decoder trained on synthetic fMRI recognises the categories in real fMRI"),
-    ("synthetic fMRI", "synthetic fMRI can stand in for real fMRI"),
-    ("EEG RSA", "model-EEG similarity rises after the image appears, not before"),
+    ("layer hierarchy", "", "early visual areas are predicted best by earlier network layers than category-selective "
+                            "areas"),
+    ("encoding: ReAlnet", "untrained", "training lifts ReAlnet's held-out fMRI prediction above the untrained "
+                                       "CORnet-S it started from"),
+    ("encoding: ReAlnet", "", "the brain-aligned ReAlnet predicts held-out fMRI better than its controls (the same "
+                              "training without the alignment term, or with shuffled image-fMRI pairs)"),
+    ("RSA: ReAlnet", "untrained", "training makes ReAlnet's representations more brain-like (RSA) than those of the "
+                                  "untrained CORnet-S it started from"),
+    ("RSA: ReAlnet", "", "ReAlnet's representations resemble the brain's (RSA) more than its controls' do"),
+    ("object dimensions", "untrained", "ReAlnet's layers reflect the images' object categories more than the "
+                                       "untrained CORnet-S's do"),
+    ("object dimensions", "", "ReAlnet's layers reflect the images' object categories more than its controls' do"),
+    ("NeuroFusionNet", "", "NeuroFusionNet's image network predicts an unseen subject's voxels better after "
+                           "training"),
+    ("claim 1", "", "synthetic fMRI matches real responses better than real repetitions match each other"),
+    ("claim 2", "", "a decoder trained on synthetic fMRI recognises the categories in real fMRI"),
+    ("synthetic fMRI", "", "synthetic fMRI can stand in for real fMRI"),
+    ("EEG RSA", "", "model-EEG similarity rises after the image appears, not before"),
 ]
-#: how a verdict reads in the summary
-IN_WORDS = {"yes": "supported", "no": "contradicted", "inconclusive": "inconclusive (within noise)",
-            "not testable": "not testable here"}
+#: how a verdict reads in the summary (the tally uses the words before the parenthesis)
+IN_WORDS = {"yes": "supported", "no": "contradicted (the test found the opposite of the claim)",
+            "inconclusive": "inconclusive (within noise)", "not testable": "not testable here"}
 
 
 def _topic(finding: str) -> str:
-    for prefix, words in TOPICS:
-        if finding.startswith(prefix):
+    for prefix, contains, words in TOPICS:
+        if finding.startswith(prefix) and contains in finding:
             return words
     return finding
 
