@@ -184,8 +184,8 @@ def test_plain_summary_counts_and_words():
     assert "9 pre-declared tests" in text and "4 supported, 1 contradicted, 3 inconclusive, 1 not testable" in text
     supported = text.split("Supported: ")[1].split(". ")[0]
     assert "ReAlnet predicts held-out fMRI better than its controls" in supported and "hierarchy" not in supported
-    # against the untrained start the claim is another one (training changed the network), told apart
-    assert "more brain-like (RSA) than those of the untrained CORnet-S" in supported
+    # against the initial CORnet-S the claim is another one (training changed the network), told apart
+    assert "more brain-like (RSA) than those of the CORnet-S it started from" in supported
     assert "resemble the brain's (RSA) more than its controls'" in text.split("Inconclusive")[1]
     assert "Contradicted (the test found the opposite of the claim): synthetic fMRI matches real responses" in text
     assert "early visual areas are predicted best" in text.split("Mixed")[1] and "(1 yes, 1 inconclusive)" in text

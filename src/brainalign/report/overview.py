@@ -10,20 +10,20 @@ from ..layout import REPORT_FIGURES
 
 #: (finding-name prefix, text the name must contain, what the finding claims in plain words); the first match wins.
 #: The names are those of :mod:`brainalign.report.findings`; a finding matching none is named as it is.
-#: ReAlnet against the untrained network it started from is a topic of its own: it shows that training changed
-#: the network, not that the alignment term did (that is what the controls, trained the same way, show).
+#: ReAlnet against the initial CORnet-S it started from is a topic of its own: it shows that training changed the
+#: network, not that the alignment term did (that is what the controls, trained the same way, show).
 TOPICS = [
     ("layer hierarchy", "", "early visual areas are predicted best by earlier network layers than category-selective "
                             "areas"),
-    ("encoding: ReAlnet", "untrained", "training lifts ReAlnet's held-out fMRI prediction above the untrained "
-                                       "CORnet-S it started from"),
+    ("encoding: ReAlnet", "initial CORnet-S", "training lifts ReAlnet's held-out fMRI prediction above the "
+                                              "CORnet-S it started from"),
     ("encoding: ReAlnet", "", "the brain-aligned ReAlnet predicts held-out fMRI better than its controls (the same "
                               "training without the alignment term, or with shuffled image-fMRI pairs)"),
-    ("RSA: ReAlnet", "untrained", "training makes ReAlnet's representations more brain-like (RSA) than those of the "
-                                  "untrained CORnet-S it started from"),
+    ("RSA: ReAlnet", "initial CORnet-S", "training makes ReAlnet's representations more brain-like (RSA) than "
+                                         "those of the CORnet-S it started from"),
     ("RSA: ReAlnet", "", "ReAlnet's representations resemble the brain's (RSA) more than its controls' do"),
-    ("object dimensions", "untrained", "ReAlnet's layers reflect the images' object categories more than the "
-                                       "untrained CORnet-S's do"),
+    ("object dimensions", "initial CORnet-S", "ReAlnet's layers reflect the images' object categories more than "
+                                              "those of the CORnet-S it started from"),
     ("object dimensions", "", "ReAlnet's layers reflect the images' object categories more than its controls' do"),
     ("NeuroFusionNet", "", "NeuroFusionNet's image network predicts an unseen subject's voxels better after "
                            "training"),
