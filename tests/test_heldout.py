@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
+from rsa_inputs import write_two_roi_store
 
 from brainalign.errors import InputError
 from brainalign.features import open_feature_cache
 from brainalign.heldout import (check_disjoint, evaluation_stimuli, record_info, training_record,
                                 write_training_record)
-from brainalign.store import open_voxel_store, write_eeg_store, write_voxel_store
+from brainalign.store import open_voxel_store, write_eeg_store
 
 N_STIM, SHARED_FROM = 40, 30  # stimuli 30..39 are the shared (test) images
 #: a model trained on non-shared images only, and one whose record leaks two shared images into training
@@ -60,11 +61,9 @@ def inputs(tmp_path_factory):
     for k in (1, 2):
         trials = _trials()
         betas = (latent @ rng.standard_normal((5, n_vox)))[trials["stimulus"]] + rng.standard_normal((len(trials), n_vox))
-        labels = np.repeat([1, 2], n_vox // 2).astype(np.int16)
-        ijk = np.stack(np.unravel_index(np.arange(n_vox), (3, 5, 2)), 1)
-        stores.append(write_voxel_store(root / f"subj0{k}.zarr", betas, trials, ijk, (3, 5, 2), np.eye(4),
-                                        rois={"atlas": (labels, {1: "V1", 2: "LO"})},
-                                        attrs={"dataset": "nsd", "subject": f"subj0{k}"}))
+        path = root / f"subj0{k}.zarr"
+        write_two_roi_store(path, betas, trials, (3, 5, 2), {"dataset": "nsd", "subject": f"subj0{k}"})
+        stores.append(path)
     feats = latent @ rng.standard_normal((5, 12)) + 0.3 * rng.standard_normal((N_STIM, 12))
     caches = {name: _cache(root / f"{name}.zarr", feats + 0.1 * k, record)
               for k, (name, record) in enumerate((("untrained", None), ("clean", CLEAN), ("leaky", LEAKY)))}

@@ -10,10 +10,10 @@ from rsatoolbox.data import Dataset
 from rsatoolbox.inference import boot_noise_ceiling
 from rsatoolbox.rdm import RDMs, calc_rdm, compare
 from scipy.spatial.distance import pdist
-from rsa_inputs import trial_table, write_feature_cache
+from rsa_inputs import trial_table, write_feature_cache, write_two_roi_store
 
 from brainalign.cli import main
-from brainalign.store import write_eeg_store, write_voxel_store
+from brainalign.store import write_eeg_store
 
 N_STIM = 14
 
@@ -33,11 +33,8 @@ def fmri_setup(tmp_path_factory):
         clean = latent @ proj
         betas = np.concatenate([clean, clean, rng.standard_normal((1, n_vox))]) \
             + 1.5 * rng.standard_normal((len(order), n_vox))
-        labels = np.repeat([1, 2], n_vox // 2).astype(np.int16)
-        ijk = np.stack(np.unravel_index(np.arange(n_vox), (4, 5, 2)), 1)
         path = root / f"sub{k + 1}.zarr"
-        write_voxel_store(path, betas, trial_table(order), ijk, (4, 5, 2), np.eye(4),
-                          rois={"atlas": (labels, {1: "V1", 2: "LO"})}, attrs={"subject": f"subj0{k + 1}"})
+        labels = write_two_roi_store(path, betas, trial_table(order), (4, 5, 2), {"subject": f"subj0{k + 1}"})
         stores.append((path, stim, order, betas, labels))
     feats = {"conv": latent @ rng.standard_normal((6, 30)) + 0.5 * rng.standard_normal((N_STIM, 30)),
              "fc": rng.standard_normal((N_STIM, 8))}
@@ -159,11 +156,8 @@ def fmri_reps_setup(tmp_path_factory):
         order = order[rng.permutation(len(order))]
         clean = latent @ rng.standard_normal((5, n_vox))
         betas = clean[order // 10] + 1.0 * rng.standard_normal((len(order), n_vox)) + 4.0
-        labels = np.repeat([1, 2], n_vox // 2).astype(np.int16)
-        ijk = np.stack(np.unravel_index(np.arange(n_vox), (5, 3, 2)), 1)
         path = root / f"sub{k + 1}.zarr"
-        write_voxel_store(path, betas, trial_table(order), ijk, (5, 3, 2), np.eye(4),
-                          rois={"atlas": (labels, {1: "V1", 2: "LO"})}, attrs={"subject": f"subj0{k + 1}"})
+        labels = write_two_roi_store(path, betas, trial_table(order), (5, 3, 2), {"subject": f"subj0{k + 1}"})
         stores.append((path, order, betas, labels))
     feats = {"conv": latent @ rng.standard_normal((5, 20)) + 0.3 * rng.standard_normal((n_stim, 20))}
     cache = write_feature_cache(root / "netA.zarr", stim, feats)

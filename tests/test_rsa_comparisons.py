@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
-from rsa_inputs import write_feature_cache
+from rsa_inputs import write_feature_cache, write_two_roi_store
 from scipy.spatial.distance import pdist
 
 from brainalign.inference import verdict
 from brainalign.rsa.pipeline import run_fmri_rsa
-from brainalign.store import write_voxel_store
 
 N_EVAL, N_TRAIN, N_VOX = 30, 40, 40
 
@@ -38,11 +37,8 @@ def _setup(root, noise_eval=False, seed=0):
             betas[ev] = np.random.default_rng(99).standard_normal((ev.sum(), N_VOX))
         trials = pd.DataFrame({"session": 1, "trial": np.arange(1, len(order) + 1), "stimulus": order,
                                "repetition": np.repeat([0, 1], len(ids)), "shared": np.isin(order, eval_ids)})
-        labels = np.repeat([1, 2], N_VOX // 2).astype(np.int16)
-        ijk = np.stack(np.unravel_index(np.arange(N_VOX), (4, 5, 2)), 1)
         path = root / f"subj0{subj}.zarr"
-        write_voxel_store(path, betas, trials, ijk, (4, 5, 2), np.eye(4),
-                          rois={"atlas": (labels, {1: "V1", 2: "LO"})}, attrs={"subject": f"subj0{subj}"})
+        write_two_roi_store(path, betas, trials, (4, 5, 2), {"subject": f"subj0{subj}"})
         stores.append(path)
     noise = lambda k: rng.standard_normal((len(all_ids), k))  # noqa: E731
     signal = latent @ rng.standard_normal((5, 20))

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from rsatoolbox.data import Dataset
 from rsatoolbox.rdm import calc_rdm
-from rsa_inputs import trial_table, write_feature_cache
+from rsa_inputs import trial_table, write_feature_cache, write_two_roi_store
 
 from brainalign.cli import main
-from brainalign.store import write_eeg_store, write_voxel_store
+from brainalign.store import write_eeg_store
 
 
 def _order(rng, stim, reps):
@@ -43,11 +43,8 @@ def test_fmri_crossnobis_with_unequal_trials_per_fold_matches_rsatoolbox(tmp_pat
     for k in range(2):
         order = _order(rng, stim, np.where(np.arange(n_stim) % 2 == k, 5, 4))
         betas = (latent @ rng.standard_normal((4, n_vox)))[order // 7] + rng.standard_normal((len(order), n_vox)) + 3
-        labels = np.repeat([1, 2], n_vox // 2).astype(np.int16)
-        ijk = np.stack(np.unravel_index(np.arange(n_vox), (4, 3, 2)), 1)
         path = tmp_path / f"sub{k + 1}.zarr"
-        write_voxel_store(path, betas, trial_table(order), ijk, (4, 3, 2), np.eye(4),
-                          rois={"atlas": (labels, {1: "V1", 2: "LO"})}, attrs={"subject": f"subj0{k + 1}"})
+        labels = write_two_roi_store(path, betas, trial_table(order), (4, 3, 2), {"subject": f"subj0{k + 1}"})
         paths.append(str(path))
         data.append((order, betas, labels))
     cache = write_feature_cache(tmp_path / "net.zarr", stim, {"conv": latent @ rng.standard_normal((4, 9))})
